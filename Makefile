@@ -1,0 +1,44 @@
+# headcount: the two front doors are `make demo` and `make test`; each installs what it needs.
+SHELL := /bin/bash
+SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
+RELEASE_BIN = .build/release/headcount
+
+.PHONY: all setup build release test unit-test lint cli-test demo bench clean
+
+all: build
+
+# Installs what building and testing need on a fresh Debian 12 machine (as root).
+setup:
+	@scripts/setup
+
+build: setup
+	$(SWIFT) build -Xswiftc -warnings-as-errors
+
+release: setup
+	$(SWIFT) build -c release --product headcount
+
+# Every test: warnings are errors, the formatter's lint, the Swift test suites, and the command
+# line end to end against the release binary.
+test: setup lint
+	$(SWIFT) build --build-tests -Xswiftc -warnings-as-errors
+	$(SWIFT) test --skip-build
+	$(MAKE) --no-print-directory cli-test
+
+lint: setup
+	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
+
+cli-test: release
+	scripts/cli-test $(RELEASE_BIN)
+
+# The main job, at this stage: the bundled "child left asleep" trip replayed as a timeline.
+demo: release
+	@echo "== headcount replay Examples/child-left-asleep.jsonl"
+	@$(RELEASE_BIN) replay Examples/child-left-asleep.jsonl
+
+# Measured figures: engine throughput and `headcount replay` wall time on a busy 1-hour trip.
+bench: setup
+	$(SWIFT) build -c release --product headcount --product headcount-bench
+	.build/release/headcount-bench --headcount $(RELEASE_BIN)
+
+clean:
+	rm -rf .build

@@ -1,0 +1,31 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "headcount",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "headcount", targets: ["headcount"]),
+        .executable(name: "headcount-bench", targets: ["headcount-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+    ],
+    targets: [
+        // Line-aware readers for the text formats headcount takes in: JSON (traces) and TOML (config, profiles).
+        .target(name: "Formats"),
+        // The pure core: policy, evidence, the detection state machine, traces and replay.
+        .target(name: "Detection", dependencies: ["Formats"]),
+        .executableTarget(
+            name: "headcount",
+            dependencies: [
+                "Detection", "Formats",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Measured figures for SPEC.md's replay targets (`make bench`).
+        .executableTarget(name: "headcount-bench", dependencies: ["Detection"]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
+        .testTarget(name: "DetectionTests", dependencies: ["Detection", "Formats"]),
+    ]
+)

@@ -1,0 +1,31 @@
+import ArgumentParser
+import Foundation
+
+/// The headcount command line: the daemon and the tools around it.
+@main
+struct Headcount: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "headcount",
+        abstract: "Keeps children from being left in school vans.",
+        version: version,
+        subcommands: [Replay.self]
+    )
+
+    /// Like ArgumentParser's `main`, but a command line that cannot be used is bad input too:
+    /// exit status 2 rather than 64.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
+}
