@@ -36,8 +36,8 @@ demo: release
 	@$(RELEASE_BIN) replay Examples/child-left-asleep.jsonl
 
 # Measured figures: engine throughput and `headcount replay` wall time on a busy 1-hour trip.
-bench: setup
-	$(SWIFT) build -c release --product headcount --product headcount-bench
+bench: release
+	$(SWIFT) build -c release --product headcount-bench
 	.build/release/headcount-bench --headcount $(RELEASE_BIN)
 
 clean:
