@@ -16,6 +16,8 @@ let package = Package(
         .target(name: "Formats"),
         // The pure core: policy, evidence, the detection state machine, traces and replay.
         .target(name: "Detection", dependencies: ["Formats"]),
+        // Hardware profiles, Modbus register maps and the van's config, decoded into typed values.
+        .target(name: "Hardware", dependencies: ["Detection", "Formats"]),
         .executableTarget(
             name: "headcount",
             dependencies: [
@@ -25,6 +27,7 @@ let package = Package(
         ),
         // Measured figures for SPEC.md's replay targets (`make bench`).
         .executableTarget(name: "headcount-bench", dependencies: ["Detection"]),
+        .testTarget(name: "HardwareTests", dependencies: ["Hardware", "Detection", "Formats"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Formats"]),
     ]
