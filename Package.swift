@@ -18,6 +18,11 @@ let package = Package(
         .target(name: "Detection", dependencies: ["Formats"]),
         // Hardware profiles, Modbus register maps and the van's config, decoded into typed values.
         .target(name: "Hardware", dependencies: ["Detection", "Formats"]),
+        // libsqlite3 and libcurl, as Debian ships them; CCurl adds typed wrappers for the variadic calls.
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
+        // The center link: alert model, durable SQLite outbox, HTTPS with mutual TLS, delivery.
+        .target(name: "Uplink", dependencies: ["CSQLite", "CCurl", "Detection", "Formats"]),
         .executableTarget(
             name: "headcount",
             dependencies: [
@@ -28,6 +33,7 @@ let package = Package(
         // Measured figures for SPEC.md's replay targets (`make bench`).
         .executableTarget(name: "headcount-bench", dependencies: ["Detection"]),
         .testTarget(name: "HardwareTests", dependencies: ["Hardware", "Detection", "Formats"]),
+        .testTarget(name: "UplinkTests", dependencies: ["Uplink", "Detection", "Formats"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Formats"]),
     ]
