@@ -7,7 +7,6 @@ let package = Package(
     products: [
         .executable(name: "headcount", targets: ["headcount"]),
         .executable(name: "headcount-bench", targets: ["headcount-bench"]),
-        .executable(name: "headcount-modbus-bench", targets: ["headcount-modbus-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
@@ -18,9 +17,7 @@ let package = Package(
         // The pure core: policy, evidence, the detection state machine, traces and replay.
         .target(name: "Detection", dependencies: ["Formats"]),
         // Hardware profiles, Modbus register maps and the van's config, decoded into typed values.
-        .target(name: "Hardware", dependencies: ["Detection", "Formats", "CModbus"]),
-        // libmodbus as Debian ships it (libmodbus-dev): a module map and a shim header, nothing else.
-        .systemLibrary(name: "CModbus", path: "Sources/CModbus"),
+        .target(name: "Hardware", dependencies: ["Detection", "Formats"]),
         // libsqlite3 and libcurl, as Debian ships them; CCurl adds typed wrappers for the variadic calls.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
@@ -35,10 +32,7 @@ let package = Package(
         ),
         // Measured figures for SPEC.md's replay targets (`make bench`).
         .executableTarget(name: "headcount-bench", dependencies: ["Detection"]),
-        // Measured Modbus figures: transactions per second against the pymodbus peer, devices per bus.
-        .executableTarget(name: "headcount-modbus-bench", dependencies: ["Hardware"]),
         .testTarget(name: "HardwareTests", dependencies: ["Hardware", "Detection", "Formats"]),
-        .testTarget(name: "ModbusTests", dependencies: ["Hardware", "Detection"]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "CSQLite", "Detection", "Formats"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Formats"]),
