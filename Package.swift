@@ -18,6 +18,10 @@ let package = Package(
         .target(name: "Detection", dependencies: ["Formats"]),
         // Hardware profiles, Modbus register maps and the van's config, decoded into typed values.
         .target(name: "Hardware", dependencies: ["Detection", "Formats"]),
+        // The one C shim over libgpiod, compiling against 1.6 (bookworm) and 2.x (trixie).
+        .target(name: "CGPIOD", linkerSettings: [.linkedLibrary("gpiod")]),
+        // GPIO lines by chip label and line name: the libgpiod backend, the simulator, the input reader.
+        .target(name: "GPIO", dependencies: ["CGPIOD"]),
         // libsqlite3 and libcurl, as Debian ships them; CCurl adds typed wrappers for the variadic calls.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
@@ -32,6 +36,7 @@ let package = Package(
         ),
         // Measured figures for SPEC.md's replay targets (`make bench`).
         .executableTarget(name: "headcount-bench", dependencies: ["Detection"]),
+        .testTarget(name: "GPIOTests", dependencies: ["GPIO"]),
         .testTarget(name: "HardwareTests", dependencies: ["Hardware", "Detection", "Formats"]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "CSQLite", "Detection", "Formats"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),

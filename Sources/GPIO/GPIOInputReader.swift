@@ -1,0 +1,123 @@
+import Glibc
+import Synchronization
+
+/// What the input reader hands on: an edge, or a failure of the backend (after which the reader
+/// pauses for one poll timeout and tries again, so a failing line is reported, not fatal).
+public enum GPIOInputEvent: Sendable, Hashable {
+    case edge(GPIOEdge)
+    case failure(GPIOError)
+}
+
+/// Reads a `GPIOBackend`'s input edges on a thread of its own (never the Swift concurrency pool:
+/// the wait blocks) and hands them to the rest of the program through `events`.
+///
+/// The thread loops on `waitForEdges` with a short timeout (100 ms by default), so `stop()`
+/// returns within about one timeout. Edges are yielded exactly once, in the backend's order; the
+/// stream buffers without limit, since a van's inputs change a few times a second at most.
+public final class GPIOInputReader: Sendable {
+    /// Every edge (and failure) read, in order; finishes after `stop()`.
+    public let events: AsyncStream<GPIOInputEvent>
+    private let continuation: AsyncStream<GPIOInputEvent>.Continuation
+    private let backend: any GPIOBackend
+    private let pollTimeoutNanoseconds: Int64
+    private let stopping = Atomic<Bool>(false)
+    private let thread = Mutex<ThreadState>(.idle)
+
+    private enum ThreadState: Sendable {
+        case idle
+        case running(pthread_t)
+        case stopped
+    }
+
+    public init(backend: any GPIOBackend, pollTimeoutNanoseconds: Int64 = 100_000_000) {
+        self.backend = backend
+        self.pollTimeoutNanoseconds = max(1_000_000, pollTimeoutNanoseconds)
+        (events, continuation) = AsyncStream.makeStream(of: GPIOInputEvent.self, bufferingPolicy: .unbounded)
+    }
+
+    /// Starts the reading thread; does nothing if it was started before. Returns false if the
+    /// thread could not be created (the failure is also yielded as a `.failure`).
+    @discardableResult
+    public func start() -> Bool {
+        thread.withLock { state in
+            guard case .idle = state else { return true }
+            switch OwnedThread.start({ [self] in run() }) {
+            case .success(let id):
+                state = .running(id)
+                return true
+            case .failure(let error):
+                state = .stopped
+                continuation.yield(.failure(.invalidRequest("cannot start the GPIO input thread: \(error)")))
+                continuation.finish()
+                return false
+            }
+        }
+    }
+
+    /// Stops the thread, waits for it to end (at most about one poll timeout) and finishes
+    /// `events`. Safe to call more than once, and before `start()`. Must not be called from the
+    /// reader's own thread.
+    public func stop() {
+        stopping.store(true, ordering: .releasing)
+        thread.withLock { state in
+            if case .running(let id) = state { OwnedThread.join(id) }
+            state = .stopped
+        }
+        continuation.finish()
+    }
+
+    private func run() {
+        while !stopping.load(ordering: .acquiring) {
+            do {
+                for edge in try backend.waitForEdges(timeoutNanoseconds: pollTimeoutNanoseconds) {
+                    continuation.yield(.edge(edge))
+                }
+            } catch {
+                continuation.yield(.failure(error))
+                if error == .closed { return }
+                pause(nanoseconds: pollTimeoutNanoseconds)
+            }
+        }
+    }
+
+    /// Sleeps in 10 ms slices so that `stop()` is not held up by a pause after a failure.
+    private func pause(nanoseconds: Int64) {
+        var left = nanoseconds
+        while left > 0 && !stopping.load(ordering: .acquiring) {
+            let slice = min(left, 10_000_000)
+            var request = timespec(tv_sec: 0, tv_nsec: Int(slice))
+            nanosleep(&request, nil)
+            left -= slice
+        }
+    }
+}
+
+/// A pthread the program owns, for blocking C calls that must stay off the concurrency pool.
+enum OwnedThread {
+    private final class Body: Sendable {
+        let run: @Sendable () -> Void
+        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+    }
+
+    static func start(_ run: @escaping @Sendable () -> Void) -> Result<pthread_t, GPIOErrno> {
+        let body = Unmanaged.passRetained(Body(run)).toOpaque()
+        var id = pthread_t()
+        let result = pthread_create(
+            &id, nil,
+            { context in
+                guard let context else { return nil }
+                let body = Unmanaged<Body>.fromOpaque(context).takeRetainedValue()
+                body.run()
+                return nil
+            }, body)
+        guard result == 0 else {
+            Unmanaged<Body>.fromOpaque(body).release()
+            return .failure(GPIOErrno(result))
+        }
+        return .success(id)
+    }
+
+    static func join(_ id: pthread_t) {
+        _ = pthread_join(id, nil)
+    }
+}
