@@ -30,7 +30,7 @@ let package = Package(
         .executableTarget(
             name: "headcount",
             dependencies: [
-                "Detection", "Formats",
+                "Detection", "Formats", "Hardware",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
