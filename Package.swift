@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "headcount", targets: ["headcount"]),
         .executable(name: "headcount-bench", targets: ["headcount-bench"]),
+        .executable(name: "headcount-outbox-bench", targets: ["headcount-outbox-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
@@ -38,6 +39,8 @@ let package = Package(
         .executableTarget(name: "headcount-bench", dependencies: ["Detection"]),
         .testTarget(name: "GPIOTests", dependencies: ["GPIO"]),
         .testTarget(name: "HardwareTests", dependencies: ["Hardware", "Detection", "Formats"]),
+        // Measured outbox figures (durable enqueues/s, FULL vs NORMAL); also the kill -9 test's writer.
+        .executableTarget(name: "headcount-outbox-bench", dependencies: ["Uplink", "Detection"]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "CSQLite", "Detection", "Formats"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Formats"]),
