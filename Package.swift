@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "headcount", targets: ["headcount"]),
         .executable(name: "headcount-bench", targets: ["headcount-bench"]),
         .executable(name: "headcount-outbox-bench", targets: ["headcount-outbox-bench"]),
+        .executable(name: "headcount-modbus-bench", targets: ["headcount-modbus-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
@@ -18,7 +19,9 @@ let package = Package(
         // The pure core: policy, evidence, the detection state machine, traces and replay.
         .target(name: "Detection", dependencies: ["Formats"]),
         // Hardware profiles, Modbus register maps and the van's config, decoded into typed values.
-        .target(name: "Hardware", dependencies: ["Detection", "Formats"]),
+        .target(name: "Hardware", dependencies: ["Detection", "Formats", "CModbus"]),
+        // libmodbus as Debian ships it (libmodbus-dev): a module map and a shim header, nothing else.
+        .systemLibrary(name: "CModbus", path: "Sources/CModbus"),
         // The one C shim over libgpiod, compiling against 1.6 (bookworm) and 2.x (trixie).
         .target(name: "CGPIOD", linkerSettings: [.linkedLibrary("gpiod")]),
         // GPIO lines by chip label and line name: the libgpiod backend, the simulator, the input reader.
@@ -37,6 +40,9 @@ let package = Package(
         ),
         // Measured figures for SPEC.md's replay targets (`make bench`).
         .executableTarget(name: "headcount-bench", dependencies: ["Detection"]),
+        // Measured Modbus figures: transactions per second against the pymodbus peer, devices per bus.
+        .executableTarget(name: "headcount-modbus-bench", dependencies: ["Hardware"]),
+        .testTarget(name: "ModbusTests", dependencies: ["Hardware", "Detection"]),
         .testTarget(name: "GPIOTests", dependencies: ["GPIO"]),
         .testTarget(name: "HardwareTests", dependencies: ["Hardware", "Detection", "Formats"]),
         // Measured outbox figures (durable enqueues/s, FULL vs NORMAL); also the kill -9 test's writer.
