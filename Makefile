@@ -22,6 +22,7 @@ release: setup
 test: setup lint
 	$(SWIFT) build --build-tests -Xswiftc -warnings-as-errors
 	$(SWIFT) test --skip-build
+	scripts/openapi-check
 	$(MAKE) --no-print-directory cli-test
 
 lint: setup
@@ -35,10 +36,18 @@ demo: release
 	@echo "== headcount replay Examples/child-left-asleep.jsonl"
 	@$(RELEASE_BIN) replay Examples/child-left-asleep.jsonl
 
-# Measured figures: engine throughput and `headcount replay` wall time on a busy 1-hour trip.
+# Measured figures: the engine and `headcount replay`, Modbus against the pymodbus peer, the
+# outbox's durable enqueues, and push latency against a curl one-shot over mutual TLS.
+BENCHES = headcount-bench headcount-modbus-bench headcount-outbox-bench headcount-push-bench
 bench: release
-	$(SWIFT) build -c release --product headcount-bench
+	for product in $(BENCHES); do $(SWIFT) build -c release --product $$product || exit 1; done
 	.build/release/headcount-bench --headcount $(RELEASE_BIN)
+	@echo
+	.build/release/headcount-modbus-bench
+	@echo
+	.build/release/headcount-outbox-bench --dir "$$(mktemp -d /var/tmp/headcount-bench.XXXXXX)"
+	@echo
+	.build/release/headcount-push-bench
 
 clean:
 	rm -rf .build

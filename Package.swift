@@ -7,8 +7,9 @@ let package = Package(
     products: [
         .executable(name: "headcount", targets: ["headcount"]),
         .executable(name: "headcount-bench", targets: ["headcount-bench"]),
-        .executable(name: "headcount-outbox-bench", targets: ["headcount-outbox-bench"]),
         .executable(name: "headcount-modbus-bench", targets: ["headcount-modbus-bench"]),
+        .executable(name: "headcount-outbox-bench", targets: ["headcount-outbox-bench"]),
+        .executable(name: "headcount-push-bench", targets: ["headcount-push-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
@@ -22,15 +23,15 @@ let package = Package(
         .target(name: "Hardware", dependencies: ["Detection", "Formats", "CModbus"]),
         // libmodbus as Debian ships it (libmodbus-dev): a module map and a shim header, nothing else.
         .systemLibrary(name: "CModbus", path: "Sources/CModbus"),
-        // The one C shim over libgpiod, compiling against 1.6 (bookworm) and 2.x (trixie).
-        .target(name: "CGPIOD", linkerSettings: [.linkedLibrary("gpiod")]),
-        // GPIO lines by chip label and line name: the libgpiod backend, the simulator, the input reader.
-        .target(name: "GPIO", dependencies: ["CGPIOD"]),
         // libsqlite3 and libcurl, as Debian ships them; CCurl adds typed wrappers for the variadic calls.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         // The center link: alert model, durable SQLite outbox, HTTPS with mutual TLS, delivery.
         .target(name: "Uplink", dependencies: ["CSQLite", "CCurl", "Detection", "Formats"]),
+        // The one C shim over libgpiod, compiling against 1.6 (bookworm) and 2.x (trixie).
+        .target(name: "CGPIOD", linkerSettings: [.linkedLibrary("gpiod")]),
+        // GPIO lines by chip label and line name: the libgpiod backend, the simulator, the input reader.
+        .target(name: "GPIO", dependencies: ["CGPIOD"]),
         .executableTarget(
             name: "headcount",
             dependencies: [
@@ -42,13 +43,15 @@ let package = Package(
         .executableTarget(name: "headcount-bench", dependencies: ["Detection"]),
         // Measured Modbus figures: transactions per second against the pymodbus peer, devices per bus.
         .executableTarget(name: "headcount-modbus-bench", dependencies: ["Hardware"]),
-        .testTarget(name: "ModbusTests", dependencies: ["Hardware", "Detection"]),
-        .testTarget(name: "GPIOTests", dependencies: ["GPIO"]),
-        .testTarget(name: "HardwareTests", dependencies: ["Hardware", "Detection", "Formats"]),
         // Measured outbox figures (durable enqueues/s, FULL vs NORMAL); also the kill -9 test's writer.
         .executableTarget(name: "headcount-outbox-bench", dependencies: ["Uplink", "Detection"]),
+        // Measured push latency: HTTPSClient with a kept-alive connection against `curl` one-shots.
+        .executableTarget(name: "headcount-push-bench", dependencies: ["Uplink"]),
+        .testTarget(name: "HardwareTests", dependencies: ["Hardware", "Detection", "Formats"]),
+        .testTarget(name: "ModbusTests", dependencies: ["Hardware", "Detection"]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "CSQLite", "Detection", "Formats"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Formats"]),
+        .testTarget(name: "GPIOTests", dependencies: ["GPIO"]),
     ]
 )

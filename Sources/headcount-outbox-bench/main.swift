@@ -16,10 +16,16 @@ import Uplink
 //
 // `--crash-writer PATH N`: the child process of the kill -9 test. Enqueues N alerts into the outbox at
 // PATH and prints "seq id" on stdout after each commit; the test kills it at random points.
+//
+// `--sender PATH N URL CERT KEY CA`: the child process of the uplink's kill -9 test. Enqueues alerts
+// 1…N (ids derived from the index, so the test knows them) into the outbox at PATH while delivering
+// it to the center at URL with mutual TLS, and exits 0 once all N are enqueued and delivered.
+// Restarted after a kill, it goes on from the outbox's last seq.
 
 let usage = """
     usage: headcount-outbox-bench [--dir DIR] [--count N]
            headcount-outbox-bench --crash-writer PATH N
+           headcount-outbox-bench --sender PATH N URL CERT KEY CA
     """
 
 func fail(_ message: String, status: Int32 = 2) -> Never {
@@ -242,8 +248,54 @@ func runCrashWriter(path: String, count: Int) {
     }
 }
 
+/// The id of the sender's alert number `index` (1-based): a valid v4 UUID the test can predict.
+func senderID(_ index: Int) -> String {
+    let hex = String(index, radix: 16)
+    return "00000000-0000-4000-8000-" + String(repeating: "0", count: max(0, 12 - hex.count)) + hex
+}
+
+func runSender(path: String, count: Int, url: String, certificate: String, key: String, ca: String) {
+    do {
+        let outbox = try Outbox(path: path)
+        let client = try HTTPSClient(
+            HTTPSConfiguration(
+                url: url, clientCertificatePath: certificate, clientKeyPath: key, caFilePath: ca,
+                softwareVersion: "sender", connectTimeout: .seconds(2), totalTimeout: .seconds(5)))
+        var configuration = Delivery.Configuration()
+        configuration.firstBackoffSeconds = 0.05
+        configuration.maxBackoffSeconds = 0.5
+        configuration.heartbeatSeconds = 0
+        let delivery = Delivery(
+            outbox: outbox, link: client, configuration: configuration,
+            heartbeat: { sampleAlert(0, vehicle: "van-sender") }, log: { _ in })
+        delivery.start()
+        var index = outbox.lastSeq
+        while index < count {
+            index += 1
+            var alert = sampleAlert(index, vehicle: "van-sender")
+            alert.id = senderID(index)
+            _ = try outbox.enqueue(alert)
+            delivery.wake()
+            usleep(2_000)
+        }
+        let deadline = monotonicSeconds() + 60
+        while outbox.depth > 0 && monotonicSeconds() < deadline { usleep(5_000) }
+        delivery.stop()
+        client.shutdown()
+        guard outbox.depth == 0 else { fail("sender: \(outbox.depth) alerts still queued after 60 s", status: 3) }
+        outbox.close()
+    } catch {
+        fail("sender: \(error)", status: 3)
+    }
+}
+
 let arguments = Array(CommandLine.arguments.dropFirst())
-if arguments.first == "--crash-writer" {
+if arguments.first == "--sender" {
+    guard arguments.count == 7, let count = Int(arguments[2]), count >= 0 else { fail(usage) }
+    runSender(
+        path: arguments[1], count: count, url: arguments[3], certificate: arguments[4], key: arguments[5],
+        ca: arguments[6])
+} else if arguments.first == "--crash-writer" {
     guard arguments.count == 3, let count = Int(arguments[2]), count >= 0 else { fail(usage) }
     runCrashWriter(path: arguments[1], count: count)
 } else {
