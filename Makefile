@@ -45,7 +45,8 @@ bench: release
 	@echo
 	.build/release/headcount-modbus-bench
 	@echo
-	.build/release/headcount-outbox-bench --dir "$$(mktemp -d /var/tmp/headcount-bench.XXXXXX)"
+	dir=$$(mktemp -d /var/tmp/headcount-bench.XXXXXX) && .build/release/headcount-outbox-bench --dir "$$dir"; \
+	    status=$$?; rm -rf "$$dir"; exit $$status
 	@echo
 	.build/release/headcount-push-bench
 

@@ -110,6 +110,63 @@ struct UplinkEndToEndTests {
     }
 }
 
+extension UplinkEndToEndTests {
+    @Test("a 4xx from the real receiver goes to the dead-letter table; 5xx and dropped answers are retried")
+    func refusals() async throws {
+        let pki = try await TLSTestPKI.make()
+        defer { pki.remove() }
+        let refusing = try await TLSTestReceiver.start(
+            pki: pki, arguments: ["--mode", "status", "--status", "422", "--times", "1"])
+        let outbox = try Outbox(path: pki.path("outbox.sqlite"))
+        let client = try HTTPSClient(
+            HTTPSConfiguration(
+                url: refusing.url, clientCertificatePath: pki.clientCertificate, clientKeyPath: pki.clientKey,
+                caFilePath: pki.caCertificate, softwareVersion: "test", totalTimeout: .seconds(3)))
+        var configuration = Delivery.Configuration()
+        configuration.firstBackoffSeconds = 0.05
+        configuration.maxBackoffSeconds = 0.2
+        configuration.heartbeatSeconds = 0
+        let delivery = Delivery(
+            outbox: outbox, link: client, configuration: configuration,
+            heartbeat: { OutboxSamples.alert(.heartbeat) }, log: { _ in })
+        let refused = try outbox.enqueue(OutboxSamples.alert(.presenceAlarm))
+        let next = try outbox.enqueue(OutboxSamples.alert(.alarmEscalated))
+        delivery.start()
+        for _ in 0..<100 where outbox.depth > 0 { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(outbox.depth == 0)
+        #expect(try outbox.deadLetters(limit: 5).map(\.id) == [refused.id])
+        #expect(try outbox.deadLetters(limit: 5).first?.httpStatus == 422)
+        let accepted = refusing.received().filter {
+            ($0["duplicate"] as? Bool) == false && ($0["status"] as? Int) == 200
+        }
+        #expect(accepted.compactMap { ($0["alert"] as? [String: Any])?["id"] as? String } == [next.id])
+        delivery.stop()
+        refusing.stop()
+
+        // A center that drops the connection, then answers 503: retried until it takes the alert.
+        for mode in [["--mode", "drop", "--times", "2"], ["--mode", "status", "--status", "503", "--times", "2"]] {
+            let flaky = try await TLSTestReceiver.start(pki: pki, arguments: mode)
+            defer { flaky.stop() }
+            let link = try HTTPSClient(
+                HTTPSConfiguration(
+                    url: flaky.url, clientCertificatePath: pki.clientCertificate, clientKeyPath: pki.clientKey,
+                    caFilePath: pki.caCertificate, softwareVersion: "test", totalTimeout: .seconds(3)))
+            let retrying = Delivery(
+                outbox: outbox, link: link, configuration: configuration,
+                heartbeat: { OutboxSamples.alert(.heartbeat) }, log: { _ in })
+            let alert = try outbox.enqueue(OutboxSamples.alert(.checkMissed))
+            retrying.start()
+            for _ in 0..<100 where outbox.depth > 0 { try await Task.sleep(for: .milliseconds(50)) }
+            retrying.stop()
+            link.shutdown()
+            #expect(outbox.depth == 0, "\(mode): not delivered")
+            let stored = flaky.received().filter { ($0["status"] as? Int) == 200 }
+            #expect(stored.compactMap { ($0["alert"] as? [String: Any])?["id"] as? String } == [alert.id], "\(mode)")
+        }
+        #expect(outbox.deadLetterCount == 1)
+    }
+}
+
 final class Counter: @unchecked Sendable {
     // @unchecked: every access goes through the lock.
     private let lock = NSLock()
