@@ -32,10 +32,12 @@ let package = Package(
         .target(name: "CGPIOD", linkerSettings: [.linkedLibrary("gpiod")]),
         // GPIO lines by chip label and line name: the libgpiod backend, the simulator, the input reader.
         .target(name: "GPIO", dependencies: ["CGPIOD"]),
+        // The wiring: the engine on its own thread, clocks and timers, sounds, persisted state, systemd.
+        .target(name: "Daemon", dependencies: ["Detection", "Hardware", "GPIO", "Uplink", "Formats"]),
         .executableTarget(
             name: "headcount",
             dependencies: [
-                "Detection", "Formats", "Hardware",
+                "Detection", "Formats", "Hardware", "GPIO", "Uplink", "Daemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -49,6 +51,7 @@ let package = Package(
         .executableTarget(name: "headcount-push-bench", dependencies: ["Uplink"]),
         .testTarget(name: "HardwareTests", dependencies: ["Hardware", "Detection", "Formats"]),
         .testTarget(name: "ModbusTests", dependencies: ["Hardware", "Detection"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detection", "Hardware", "GPIO", "Uplink"]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "CSQLite", "Detection", "Formats"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Formats"]),

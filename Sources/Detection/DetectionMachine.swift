@@ -39,8 +39,8 @@ public struct DetectionMachine: Sendable {
         case silenced(Alarm, recheckAt: Seconds)
     }
 
-    public private(set) var state: State = .parked
-    public private(set) var alarm: AlarmState = .quiet
+    public internal(set) var state: State = .parked
+    public internal(set) var alarm: AlarmState = .quiet
     public let policy: Policy
     public let sensors: [SensorSpec]
     /// Inputs naming a sensor the machine does not have; they are dropped, never trapped on.
@@ -73,12 +73,12 @@ public struct DetectionMachine: Sendable {
 
     private var doorOpen = false
     private var buttonDown = false
-    private var ignitionOn = false
-    private var graceEnd: Seconds = -.infinity
-    private var sound: SoundPattern = .silent
-    private var trip = TripStats()
+    var ignitionOn = false
+    var graceEnd: Seconds = -.infinity
+    var sound: SoundPattern = .silent
+    var trip = TripStats()
 
-    private struct TripStats {
+    struct TripStats: Equatable {
         var checked: CheckOutcome = .notChecked
         var checkedAt: Seconds?
         var alarms = 0
@@ -137,6 +137,9 @@ public struct DetectionMachine: Sendable {
         }
         return best
     }
+
+    /// What the buzzer, horn and hazard lights are doing now.
+    public var currentSound: SoundPattern { sound }
 
     /// Whether the sensor at `index` is faulty now.
     public func isFaulty(_ index: Int) -> Bool { table.indices.contains(index) && table[index].faulty }

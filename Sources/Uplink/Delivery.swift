@@ -257,16 +257,17 @@ public final class Delivery: Sendable {
     }
 }
 
-/// A condition variable on the monotonic clock, for a thread that sleeps until told or timed out.
-/// Spurious and missed wake-ups are harmless: callers check their own state before and after.
-final class WakeSignal: @unchecked Sendable {
+/// A condition variable on the monotonic clock, for a thread that sleeps until told or timed out
+/// (the delivery thread here, the engine thread in the daemon). Spurious and missed wake-ups are
+/// harmless: callers check their own state before and after.
+public final class WakeSignal: @unchecked Sendable {
     // @unchecked: the pthread mutex and condition live in memory this object owns for its whole
     // life and are only touched through pthread calls, which are thread-safe.
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var pending = false
 
-    init() {
+    public init() {
         pthread_mutex_init(mutex, nil)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
@@ -282,14 +283,14 @@ final class WakeSignal: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    func notify() {
+    public func notify() {
         pthread_mutex_lock(mutex)
         pending = true
         pthread_cond_broadcast(condition)
         pthread_mutex_unlock(mutex)
     }
 
-    func wait(seconds: Double) {
+    public func wait(seconds: Double) {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         let target = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 + max(seconds, 0)

@@ -1,0 +1,199 @@
+import Detection
+import Synchronization
+import Uplink
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The engine's time: seconds on the monotonic clock since the daemon started, times `speed`
+/// (1 in the van; more for the demo and tests, so that a 120 s check window passes in seconds).
+public struct EngineClock: Sendable {
+    public let startNanoseconds: UInt64
+    public let speed: Double
+
+    public init(startNanoseconds: UInt64 = EngineClock.monotonicNanoseconds(), speed: Double = 1) {
+        self.startNanoseconds = startNanoseconds
+        self.speed = max(speed, 0.001)
+    }
+
+    public static func monotonicNanoseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    }
+
+    /// Engine seconds at a monotonic timestamp (a kernel edge timestamp, a Modbus answer).
+    public func seconds(atNanoseconds nanoseconds: UInt64) -> Seconds {
+        let elapsed = nanoseconds >= startNanoseconds ? Double(nanoseconds - startNanoseconds) : 0
+        return elapsed / 1e9 * speed
+    }
+
+    public var now: Seconds { seconds(atNanoseconds: Self.monotonicNanoseconds()) }
+
+    /// Real seconds until the engine reaches `deadline`.
+    public func realSeconds(until deadline: Seconds) -> Double { max(0, (deadline - now) / speed) }
+}
+
+/// One input for the engine, stamped with the monotonic time it happened.
+public struct EngineInput: Sendable {
+    public var input: Input
+    public var atNanoseconds: UInt64
+
+    public init(_ input: Input, atNanoseconds: UInt64 = EngineClock.monotonicNanoseconds()) {
+        self.input = input
+        self.atNanoseconds = atNanoseconds
+    }
+}
+
+/// Where the engine's actions go. Called on the engine thread, in this order for each batch:
+/// every alert first (written before anything sounds), then the sound, then the events.
+public protocol EngineEffects: AnyObject, Sendable {
+    func queue(_ alert: Alert)
+    func sound(_ pattern: SoundPattern)
+    func event(_ event: DetectionEvent, at time: Seconds)
+    /// The machine's memory changed: write it down (atomically) before going on.
+    func remember(_ memory: MachineMemory, at time: Seconds)
+}
+
+/// Runs the detection machine on one thread of its own: inputs are queued to it from the GPIO
+/// reader and the Modbus buses, the timers it asks for run on the (scaled) monotonic clock, and its
+/// actions go to `effects`. Nothing else touches the machine.
+public final class EngineThread: Sendable {
+    private struct Shared {
+        var queue: [EngineInput] = []
+        var stopping = false
+        var progress: UInt64 = 0
+        var machine: DetectionMachine
+    }
+
+    public let clock: EngineClock
+    private let effects: any EngineEffects
+    private let shared: Mutex<Shared>
+    private let signal = WakeSignal()
+    private let thread = Mutex<pthread_t?>(nil)
+
+    public init(machine: DetectionMachine, clock: EngineClock, effects: any EngineEffects) {
+        self.clock = clock
+        self.effects = effects
+        shared = Mutex(Shared(machine: machine))
+    }
+
+    /// Queues an input; the engine thread takes it at once.
+    public func submit(_ input: EngineInput) {
+        shared.withLock { $0.queue.append(input) }
+        signal.notify()
+    }
+
+    /// Counts turns of the engine loop: the watchdog is fed only while this moves.
+    public var progress: UInt64 { shared.withLock { $0.progress } }
+
+    /// A copy of the machine as it is now (for status lines and tests).
+    public var machine: DetectionMachine { shared.withLock { $0.machine } }
+
+    public func start(powerUp: Bool) {
+        let box = Unmanaged.passRetained(self)
+        var handle = pthread_t()
+        let started = pthread_create(
+            &handle, nil,
+            { raw in
+                guard let raw else { return nil }
+                let engine = Unmanaged<EngineThread>.fromOpaque(raw).takeRetainedValue()
+                engine.run()
+                return nil
+            }, box.toOpaque())
+        guard started == 0 else {
+            box.release()
+            return
+        }
+        thread.withLock { $0 = handle }
+        if powerUp {
+            var actions: [Action] = []
+            shared.withLock { $0.machine.powerUp(into: &actions) }
+            for case .sound(let pattern) in actions { effects.sound(pattern) }
+        }
+    }
+
+    /// Stops the loop after the input in hand; returns once the thread has ended.
+    public func stop() {
+        shared.withLock { $0.stopping = true }
+        signal.notify()
+        let handle = thread.withLock { handle -> pthread_t? in
+            defer { handle = nil }
+            return handle
+        }
+        if let handle { pthread_join(handle, nil) }
+    }
+
+    private func run() {
+        var machine = shared.withLock { $0.machine }
+        var timers = TimerTable(sensorCount: machine.sensors.count)
+        var actions: [Action] = []
+        actions.reserveCapacity(32)
+        var now = clock.now
+        // After a restart the machine's timers come from its state; an alarm that was sounding
+        // sounds again.
+        for (timer, deadline) in machine.pendingTimers { timers.apply(.startTimer(timer, at: deadline)) }
+        effects.sound(machine.currentSound)
+
+        while true {
+            let (inputs, stopping) = shared.withLock { shared -> ([EngineInput], Bool) in
+                defer { shared.queue.removeAll(keepingCapacity: true) }
+                return (shared.queue, shared.stopping)
+            }
+            if stopping { break }
+            for input in inputs {
+                let at = max(now, clock.seconds(atNanoseconds: input.atNanoseconds))
+                fireTimers(&machine, &timers, &actions, upTo: at, inclusive: false, now: &now)
+                now = max(now, at)
+                machine.handle(input.input, at: now, into: &actions)
+                apply(&actions, to: &timers, machine: machine, at: now)
+            }
+            fireTimers(&machine, &timers, &actions, upTo: max(now, clock.now), inclusive: true, now: &now)
+            now = max(now, clock.now)
+            shared.withLock {
+                $0.machine = machine
+                $0.progress &+= 1
+            }
+            let wait = timers.nextDeadline().map { clock.realSeconds(until: $0) } ?? 1
+            signal.wait(seconds: min(wait, 1))
+        }
+    }
+
+    private func fireTimers(
+        _ machine: inout DetectionMachine, _ timers: inout TimerTable, _ actions: inout [Action], upTo time: Seconds,
+        inclusive: Bool, now: inout Seconds
+    ) {
+        while let (timer, deadline) = timers.popDue(before: time, inclusive: inclusive) {
+            now = max(now, deadline)
+            machine.timerFired(timer, at: now, into: &actions)
+            apply(&actions, to: &timers, machine: machine, at: now)
+        }
+    }
+
+    /// Carries out one batch: timers into the table, alerts out first, then the sound, then events;
+    /// the memory is written whenever the batch held an event or an alert.
+    private func apply(
+        _ actions: inout [Action], to timers: inout TimerTable, machine: DetectionMachine, at now: Seconds
+    ) {
+        guard !actions.isEmpty else { return }
+        var transition = false
+        for action in actions {
+            switch action {
+            case .startTimer, .cancelTimer: timers.apply(action)
+            case .queueAlert(let alert):
+                transition = true
+                effects.queue(alert)
+            default: break
+            }
+        }
+        if transition || actions.contains(where: { if case .event = $0 { true } else { false } }) {
+            effects.remember(machine.memory, at: now)
+        }
+        for case .sound(let pattern) in actions { effects.sound(pattern) }
+        for case .event(let event, let at) in actions { effects.event(event, at: at) }
+        actions.removeAll(keepingCapacity: true)
+    }
+}
