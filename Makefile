@@ -24,6 +24,7 @@ test: setup lint
 	$(SWIFT) test --skip-build
 	scripts/openapi-check
 	$(MAKE) --no-print-directory cli-test
+	HEADCOUNT_BIN=$(CURDIR)/$(RELEASE_BIN) scripts/check-unit
 
 lint: setup
 	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift

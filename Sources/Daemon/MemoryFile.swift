@@ -85,7 +85,8 @@ public struct MemoryFile: Sendable {
             engineTime.isFinite
         else { return nil }
         var elapsed: Double = 0
-        if case .string(let boot)? = header["boot_id"], boot == MemoryFile.bootID(),
+        // An unreadable boot id (empty) never counts as "the same boot".
+        if case .string(let boot)? = header["boot_id"], !boot.isEmpty, boot == MemoryFile.bootID(),
             case .number(let then)? = header["boottime_ns"]
         {
             elapsed = (Double(MemoryFile.clock(CLOCK_BOOTTIME)) - then) / 1e9

@@ -257,6 +257,9 @@ public final class Van: Sendable {
         outbox.close()
     }
 
+    /// Turns of the GPIO reading loop and of the engine loop: the watchdog is fed only while both move.
+    public var progress: (inputs: UInt64, engine: UInt64) { (reader.turns, engine.progress) }
+
     /// One line for STATUS= and the journal.
     public static func describe(_ machine: DetectionMachine) -> String {
         let state: String
@@ -351,6 +354,15 @@ final class VanEffects: EngineEffects {
 
     func sound(_ pattern: SoundPattern) {
         sounder.set(pattern)
+        let heard: String
+        switch pattern {
+        case .silent: heard = "silent"
+        case .selfTest: heard = "self-test chirp"
+        case .reminder: heard = "reminder chimes"
+        case .level1: heard = "cabin buzzer (level 1)"
+        case .level2: heard = "buzzer, horn and hazard lights (level 2)"
+        }
+        log(.info, "sound: \(heard)")
     }
 
     func event(_ event: DetectionEvent, at time: Seconds) {

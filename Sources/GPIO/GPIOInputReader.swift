@@ -21,6 +21,7 @@ public final class GPIOInputReader: Sendable {
     private let backend: any GPIOBackend
     private let pollTimeoutNanoseconds: Int64
     private let stopping = Atomic<Bool>(false)
+    private let loops = Atomic<UInt64>(0)
     private let thread = Mutex<ThreadState>(.idle)
 
     private enum ThreadState: Sendable {
@@ -66,8 +67,13 @@ public final class GPIOInputReader: Sendable {
         continuation.finish()
     }
 
+    /// Turns of the reading loop (one per edge batch or poll timeout): the daemon's watchdog is fed
+    /// only while this moves.
+    public var turns: UInt64 { loops.load(ordering: .relaxed) }
+
     private func run() {
         while !stopping.load(ordering: .acquiring) {
+            loops.add(1, ordering: .relaxed)
             do {
                 for edge in try backend.waitForEdges(timeoutNanoseconds: pollTimeoutNanoseconds) {
                     continuation.yield(.edge(edge))

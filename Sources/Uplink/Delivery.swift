@@ -18,9 +18,17 @@ public enum CenterAnswer: Sendable, Equatable {
 public protocol CenterLink: Sendable {
     /// POSTs one alert's JSON; blocks the calling thread (the delivery thread) until the answer.
     func deliver(body: [UInt8], idempotencyKey: String) -> CenterAnswer
+    /// Aborts a POST in progress (the daemon is stopping): its alert stays in the outbox.
+    func interrupt()
+}
+
+extension CenterLink {
+    public func interrupt() {}
 }
 
 extension HTTPSClient: CenterLink {
+    public func interrupt() { shutdown() }
+
     public func deliver(body: [UInt8], idempotencyKey: String) -> CenterAnswer {
         do {
             let response = try sendBlocking(body: body, idempotencyKey: idempotencyKey)
@@ -132,10 +140,12 @@ public final class Delivery: Sendable {
         signal.notify()
     }
 
-    /// Stops the thread; a POST in progress finishes (its own timeouts bound it) first.
+    /// Stops the thread at once: a POST in progress is aborted (its alert stays in the outbox and
+    /// goes again after the restart; the center dedupes it by id). The link cannot be used after.
     public func stop() {
         state.withLock { $0.stopping = true }
         signal.notify()
+        link.interrupt()
         let handle = thread.withLock { handle -> pthread_t? in
             defer { handle = nil }
             return handle

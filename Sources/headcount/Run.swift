@@ -5,6 +5,7 @@ import Dispatch
 import Foundation
 import GPIO
 import Hardware
+import Synchronization
 import Uplink
 
 /// `headcount run`: the daemon the systemd unit starts.
@@ -36,6 +37,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let log = JournalLogger()
+        let notifier = SystemdNotifier.fromProcessEnvironment()
         let van: VanConfig
         do {
             van = try VanConfig.load(
@@ -81,32 +83,77 @@ struct Run: ParsableCommand {
             throw ExitCode(1)
         }
         running.start()
-        log.write(
-            .notice,
-            "headcount \(Headcount.version) running: vehicle \(van.vehicleId), board \(van.profile.board), \(van.sensors.count) sensors"
-        )
+        let summary = "vehicle \(van.vehicleId), board \(van.profile.board), \(van.sensors.count) sensors"
+        log.write(.notice, "headcount \(Headcount.version) running: \(summary)")
+        notifier.ready(status: "\(Van.describe(running.engine.machine)); \(summary)")
 
         let stop = DispatchSemaphore(value: 0)
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        let sources = [SIGTERM, SIGINT].map { number in
+        let restart = Atomic<Bool>(false)
+        for number in [SIGTERM, SIGINT, SIGHUP] { signal(number, SIG_IGN) }
+        var sources = [SIGTERM, SIGINT].map { number in
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { stop.signal() }
             source.resume()
             return source
         }
+        // SIGHUP: the config is checked; a good one is applied by a restart (the detection state is
+        // kept on disk, so the trip goes on), a bad one is reported and the running config kept.
+        let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        let configPath = config
+        let directories = (profiles.map { [$0] } ?? []) + VanConfig.Catalog.standardDirectories
+        hangup.setEventHandler {
+            do {
+                _ = try VanConfig.load(path: configPath, directories: directories)
+                log.write(.notice, "SIGHUP: \(configPath) is valid; restarting to apply it")
+                restart.store(true, ordering: .relaxed)
+                stop.signal()
+            } catch {
+                log.write(.error, "SIGHUP: \(error); keeping the running config")
+            }
+        }
+        hangup.resume()
+        sources.append(hangup)
+
+        // Every second: STATUS= when it changes, and WATCHDOG=1 only while both the input loop and
+        // the engine loop have turned since the last look.
+        let watch = DispatchSource.makeTimerSource(queue: .global())
+        let interval = min(
+            notifier.watchdogPingInterval.map {
+                Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18
+            } ?? 1, 1)
+        let last = Mutex<(inputs: UInt64, engine: UInt64, status: String)>((0, 0, ""))
+        watch.schedule(deadline: .now() + interval, repeating: interval)
+        watch.setEventHandler {
+            let progress = running.progress
+            var status = Van.describe(running.engine.machine) + "; outbox \(running.outbox.depth)"
+            if let problem = running.delivery?.lastProblem { status += "; center: \(problem)" }
+            let (moved, changed) = last.withLock { last -> (Bool, Bool) in
+                defer { last = (progress.inputs, progress.engine, status) }
+                return (progress.inputs != last.inputs && progress.engine != last.engine, status != last.status)
+            }
+            if moved { notifier.watchdog() }
+            if changed { notifier.status(status) }
+        }
+        watch.resume()
+
         if let simulate, let simulator = gpio as? SimulatedGPIO {
             try play(simulate, into: simulator, van: van, log: log, then: stop)
         }
         stop.wait()
+        watch.cancel()
+        notifier.stopping(status: "stopping")
         log.write(.notice, "stopping")
         let done = DispatchSemaphore(value: 0)
         Task.detached {
             await running.stop()
             done.signal()
         }
-        _ = done.wait(timeout: .now() + 5)
+        if done.wait(timeout: .now() + 3) == .timedOut { log.write(.warning, "stop took longer than 3 s") }
         sources.forEach { $0.cancel() }
+        if restart.load(ordering: .relaxed) {
+            // systemd (Restart=always) starts it again with the new config.
+            throw ExitCode(0)
+        }
     }
 
     /// Schedules the trace's GPIO signals into the simulator at the engine's speed, and signals
@@ -147,10 +194,7 @@ struct Run: ParsableCommand {
     }
 }
 
-/// Journal lines on standard error: `<N>` priority prefix (sd-daemon), one write per line.
+/// Journal lines on standard error, with sd-daemon's `<N>` priority prefix (see `Log`).
 final class JournalLogger: Sendable {
-    func write(_ level: LogLevel, _ message: String) {
-        let line = "<\(level.rawValue)>" + message.replacingOccurrences(of: "\n", with: "\\n") + "\n"
-        FileHandle.standardError.write(Data(line.utf8))
-    }
+    func write(_ level: LogLevel, _ message: String) { Log.write(level, message) }
 }
