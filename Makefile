@@ -18,13 +18,14 @@ release: setup
 	$(SWIFT) build -c release --product headcount
 
 # Every test: warnings are errors, the formatter's lint, the Swift test suites, and the command
-# line end to end against the release binary.
+# line and the daemon (scripts/daemon-e2e) end to end against the release binary.
 test: setup lint
 	$(SWIFT) build --build-tests -Xswiftc -warnings-as-errors
 	$(SWIFT) test --skip-build
 	scripts/openapi-check
 	$(MAKE) --no-print-directory cli-test
 	HEADCOUNT_BIN=$(CURDIR)/$(RELEASE_BIN) scripts/check-unit
+	scripts/daemon-e2e $(RELEASE_BIN)
 
 lint: setup
 	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
@@ -32,10 +33,10 @@ lint: setup
 cli-test: release
 	scripts/cli-test $(RELEASE_BIN)
 
-# The main job, at this stage: the bundled "child left asleep" trip replayed as a timeline.
+# The live van: `headcount run` on the simulator with the reference center and the Modbus cabin
+# thermometer, playing the bundled "child left asleep" trip at 40x, as one timeline in trip time.
 demo: release
-	@echo "== headcount replay Examples/child-left-asleep.jsonl"
-	@$(RELEASE_BIN) replay Examples/child-left-asleep.jsonl
+	@scripts/demo $(RELEASE_BIN)
 
 # Measured figures: the engine and `headcount replay`, Modbus against the pymodbus peer, the
 # outbox's durable enqueues, and push latency against a curl one-shot over mutual TLS.

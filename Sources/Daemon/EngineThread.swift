@@ -93,7 +93,14 @@ public final class EngineThread: Sendable {
     /// A copy of the machine as it is now (for status lines and tests).
     public var machine: DetectionMachine { shared.withLock { $0.machine } }
 
+    /// Starts the engine thread; with `powerUp`, the self-test chirp first (then the state's own
+    /// sound: a resumed alarm sounds again), before the thread takes the machine over.
     public func start(powerUp: Bool) {
+        if powerUp {
+            var actions: [Action] = []
+            shared.withLock { $0.machine.powerUp(into: &actions) }
+            for case .sound(let pattern) in actions { effects.sound(pattern) }
+        }
         let box = Unmanaged.passRetained(self)
         var handle = pthread_t()
         let started = pthread_create(
@@ -109,11 +116,6 @@ public final class EngineThread: Sendable {
             return
         }
         thread.withLock { $0 = handle }
-        if powerUp {
-            var actions: [Action] = []
-            shared.withLock { $0.machine.powerUp(into: &actions) }
-            for case .sound(let pattern) in actions { effects.sound(pattern) }
-        }
     }
 
     /// Stops the loop after the input in hand; returns once the thread has ended.

@@ -160,7 +160,6 @@ public final class Van: Sendable {
         else { return }
         sounder.start()
         engine.start(powerUp: true)
-        sounder.set(.selfTest)
         // The lines' levels now, as readings. An ignition found off at start-up starts no trip
         // (a restart keeps the trip it had in its memory): only a change of ignition does.
         if let levels = try? gpio.readInputs() {

@@ -146,11 +146,13 @@ public struct DetectionMachine: Sendable {
 
     // MARK: - Inputs
 
-    /// Power-up: the self-test chirp tells the driver the system is alive.
+    /// Power-up: the self-test chirp tells the driver the system is alive; then whatever this state
+    /// sounds (after a restart, an alarm that was sounding sounds again).
     public mutating func powerUp(into actions: inout [Action]) {
+        let resumed = sound
         actions.append(.sound(.selfTest))
         sound = .selfTest
-        setSound(.silent, into: &actions)
+        setSound(resumed, into: &actions)
     }
 
     /// One input at time `now`.

@@ -157,7 +157,7 @@ struct Run: ParsableCommand {
     }
 
     /// Schedules the trace's GPIO signals into the simulator at the engine's speed, and signals
-    /// `stop` once the trace's end has passed and the outbox is empty (or 10 s after).
+    /// `stop` one second after the trace's end (what is still queued stays in the outbox).
     private func play(
         _ path: String, into simulator: SimulatedGPIO, van: VanConfig, log: JournalLogger, then stop: DispatchSemaphore
     ) throws {

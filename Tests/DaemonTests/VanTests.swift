@@ -126,6 +126,14 @@ struct MachineMemoryTests {
         #expect(resumed.currentSound == .reminder)
         #expect(resumed.pendingTimers.contains { $0.0 == .checkWindow && $0.1 == 42 })
         #expect(MachineMemory(json: "{\"version\": 2}") == nil)
+        // Power-up after a restart: the chirp, then the alarm that was sounding, not silence.
+        machine.timerFired(.checkWindow, at: 720, into: &actions)
+        var restarted = DetectionMachine(
+            sensors: machine.sensors, policy: machine.policy, resuming: machine.memory, writtenAt: 720, now: 0,
+            elapsed: 1)
+        actions.removeAll()
+        restarted.powerUp(into: &actions)
+        #expect(actions == [.sound(.selfTest), .sound(.level1)])
         #expect(MachineMemory(json: "garbage") == nil)
     }
 }
