@@ -48,14 +48,14 @@ public struct EngineInput: Sendable {
     }
 }
 
-/// Where the engine's actions go. Called on the engine thread, in this order for each batch:
-/// every alert first (written before anything sounds), then the sound, then the events.
+/// Where the engine's actions go. Called on the engine thread, in this order for each batch: the
+/// batch's alerts together with the machine's new memory (one durable commit, before anything
+/// sounds), then the sound, then the events.
 public protocol EngineEffects: AnyObject, Sendable {
-    func queue(_ alert: Alert)
+    /// Stores `alerts` and `memory` together: both or neither survive a crash.
+    func commit(_ alerts: [Alert], memory: MachineMemory, at time: Seconds)
     func sound(_ pattern: SoundPattern)
     func event(_ event: DetectionEvent, at time: Seconds)
-    /// The machine's memory changed: write it down (atomically) before going on.
-    func remember(_ memory: MachineMemory, at time: Seconds)
 }
 
 /// Runs the detection machine on one thread of its own: inputs are queued to it from the GPIO
@@ -175,25 +175,23 @@ public final class EngineThread: Sendable {
         }
     }
 
-    /// Carries out one batch: timers into the table, alerts out first, then the sound, then events;
-    /// the memory is written whenever the batch held an event or an alert.
+    /// Carries out one batch: timers into the table; the alerts and the memory committed together
+    /// whenever the batch held an event or an alert; then the sound, then the events.
     private func apply(
         _ actions: inout [Action], to timers: inout TimerTable, machine: DetectionMachine, at now: Seconds
     ) {
         guard !actions.isEmpty else { return }
+        var alerts: [Alert] = []
         var transition = false
         for action in actions {
             switch action {
             case .startTimer, .cancelTimer: timers.apply(action)
-            case .queueAlert(let alert):
-                transition = true
-                effects.queue(alert)
-            default: break
+            case .queueAlert(let alert): alerts.append(alert)
+            case .event: transition = true
+            case .sound: break
             }
         }
-        if transition || actions.contains(where: { if case .event = $0 { true } else { false } }) {
-            effects.remember(machine.memory, at: now)
-        }
+        if transition || !alerts.isEmpty { effects.commit(alerts, memory: machine.memory, at: now) }
         for case .sound(let pattern) in actions { effects.sound(pattern) }
         for case .event(let event, let at) in actions { effects.event(event, at: at) }
         actions.removeAll(keepingCapacity: true)

@@ -30,7 +30,6 @@ public final class Van: Sendable {
     public let sounder: Sounder
     private let reader: GPIOInputReader
     private let inputSensor: [Int]  // GPIO input index -> engine sensor index
-    private let memoryFile: MemoryFile
     private let log: @Sendable (LogLevel, String) -> Void
     private let modbusSensors: [String: [(point: String, sensor: Int, kind: SensorKind)]]
     private let lastModbus = Mutex<[Int: Reading]>([:])
@@ -85,12 +84,11 @@ public final class Van: Sendable {
         let stateDirectory = config.stateDirectory
         mkdir(stateDirectory, 0o700)
         outbox = try Outbox(path: stateDirectory + "/outbox.sqlite")
-        memoryFile = MemoryFile(path: stateDirectory + "/detection.json")
         clock = EngineClock(speed: options.speed)
 
         // The machine: resumed from its memory when there is one.
         var machine = DetectionMachine(sensors: sensors, policy: config.policy)
-        if let saved = memoryFile.read() {
+        if let text = try? outbox.savedState(), let saved = SavedMemory.decode(text) {
             machine = DetectionMachine(
                 sensors: sensors, policy: config.policy, resuming: saved.memory, writtenAt: saved.engineTime,
                 now: 0, elapsed: saved.elapsed * options.speed)
@@ -107,10 +105,9 @@ public final class Van: Sendable {
 
         let outbox = self.outbox
         let vehicle = config.vehicleId
-        let memoryFile = self.memoryFile
         let clock = self.clock
         let effects = VanEffects(
-            vehicle: vehicle, table: table, outbox: outbox, sounder: sounder, memory: memoryFile, clock: clock,
+            vehicle: vehicle, table: table, outbox: outbox, sounder: sounder, clock: clock,
             log: log)
         engine = EngineThread(machine: machine, clock: clock, effects: effects)
 
@@ -316,38 +313,41 @@ final class VanEffects: EngineEffects {
     let table: [SensorSpec]
     let outbox: Outbox
     let sounder: Sounder
-    let memory: MemoryFile
     let clock: EngineClock
     let log: @Sendable (LogLevel, String) -> Void
     let delivery = Mutex<Delivery?>(nil)
 
     init(
-        vehicle: String, table: [SensorSpec], outbox: Outbox, sounder: Sounder, memory: MemoryFile, clock: EngineClock,
+        vehicle: String, table: [SensorSpec], outbox: Outbox, sounder: Sounder, clock: EngineClock,
         log: @escaping @Sendable (LogLevel, String) -> Void
     ) {
         self.vehicle = vehicle
         self.table = table
         self.outbox = outbox
         self.sounder = sounder
-        self.memory = memory
         self.clock = clock
         self.log = log
     }
 
-    func queue(_ alert: Alert) {
-        // The engine's time of the alert, as wall-clock time: now, less however far behind it is.
-        let behind = max(0, clock.now - alert.at) / clock.speed
-        let when = WallClockTime.now().adding(seconds: -behind)
+    func commit(_ alerts: [Alert], memory: MachineMemory, at time: Seconds) {
+        let rows = alerts.map { alert in
+            // The engine's time of the alert, as wall-clock time: now, less however far behind it is.
+            let behind = max(0, clock.now - alert.at) / clock.speed
+            return CenterAlert(
+                alert, sensorTable: table, vehicleID: vehicle, occurredAt: WallClockTime.now().adding(seconds: -behind))
+        }
         do {
-            let stored = try outbox.enqueue(
-                CenterAlert(alert, sensorTable: table, vehicleID: vehicle, occurredAt: when))
-            log(
-                alert.type == .tripClosed || alert.level > 0 ? .notice : .info,
-                "alert queued: \(alert.type.rawValue) seq \(stored.seq)")
-            delivery.withLock { $0 }?.wake()
+            let stored = try outbox.enqueue(rows, savingState: SavedMemory.encode(memory, engineTime: time))
+            for (alert, row) in zip(alerts, stored) {
+                log(
+                    alert.type == .tripClosed || alert.level > 0 ? .notice : .info,
+                    "alert queued: \(alert.type.rawValue) seq \(row.seq)")
+            }
+            if !stored.isEmpty { delivery.withLock { $0 }?.wake() }
         } catch {
             // The alarm still sounds: losing the record must never silence the van.
-            log(.error, "alert \(alert.type.rawValue) NOT stored: \(error.description)")
+            let types = alerts.map(\.type.rawValue).joined(separator: ", ")
+            log(.error, "alerts [\(types)] and the detection state NOT stored: \(error.description)")
         }
     }
 
@@ -372,14 +372,6 @@ final class VanEffects: EngineEffects {
             log(level == 2 ? .error : .warning, "ALARM level \(level) (\(reason.rawValue))")
         case .silenced: log(.notice, "alarm acknowledged at the rear button: silenced")
         case .alarmCleared: log(.notice, "alarm cleared")
-        }
-    }
-
-    func remember(_ machineMemory: MachineMemory, at time: Seconds) {
-        do {
-            try memory.write(machineMemory, engineTime: time)
-        } catch {
-            log(.error, "detection state NOT saved: \(error.description)")
         }
     }
 }

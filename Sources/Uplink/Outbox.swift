@@ -24,6 +24,7 @@ import Synchronization
 /// dead_letter(seq INTEGER PRIMARY KEY, id TEXT UNIQUE, type TEXT, body TEXT, created_at INTEGER,
 ///             attempts INTEGER, http_status INTEGER, answer TEXT, dead_at INTEGER)
 /// meta(key TEXT PRIMARY KEY, value INTEGER)   -- 'last_seq', 'evicted_total'
+/// saved_state(key TEXT PRIMARY KEY, value TEXT) -- 'detection': the daemon's memory, see enqueue(_:savingState:)
 /// ```
 /// Times are milliseconds since the epoch. `seq` is taken from `meta.last_seq` inside the transaction
 /// that stores the alert, so it keeps increasing across restarts even when every row was delivered.
@@ -105,44 +106,79 @@ public final class Outbox: Sendable {
     /// has the alert and must not withhold the alarm's sound because the disk failed.
     @discardableResult
     public func enqueue(_ alert: CenterAlert, now: WallClockTime = .now()) throws(OutboxError) -> CenterAlert {
+        try enqueue([alert], savingState: nil, now: now)[0]
+    }
+
+    /// Stores `alerts` and, in the same transaction, `savedState` (the daemon's detection memory), so
+    /// that a crash leaves both or neither: after a restart the daemon never raises again an alarm
+    /// whose alert it had already stored, nor forgets one it had raised. Returns the alerts with their
+    /// seqs, after the commit.
+    @discardableResult
+    public func enqueue(_ alerts: [CenterAlert], savingState savedState: String?, now: WallClockTime = .now())
+        throws(OutboxError) -> [CenterAlert]
+    {
         let maxRows = configuration.maxRows
-        return try withDatabase { (db, state) throws(SQLiteError) -> CenterAlert in
-            var stored = alert
-            let priority = Priority(alert.type)
+        return try withDatabase { (db, state) throws(SQLiteError) -> [CenterAlert] in
+            var stored: [CenterAlert] = []
             var evicted = 0
+            var heartbeats = 0
+            var seq = state.lastSeq
+            var depth = state.depth
             try Self.transaction(db) { () throws(SQLiteError) in
                 let last = try db.integer("SELECT value FROM meta WHERE key = 'last_seq'") ?? 0
-                stored.seq = max(last, state.lastSeq) + 1
-                if stored.heartbeat != nil { stored.heartbeat?.outboxDepth = state.depth }
-                try db.run(
-                    """
-                    INSERT INTO outbox (seq, id, type, priority, body, created_at, attempts, next_attempt_at)
-                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0)
-                    """,
-                    [
-                        .int(stored.seq), .text(stored.id), .text(stored.type.rawValue), .int(priority.rawValue),
-                        .text(stored.json), .int(Int(now.millisecondsSinceEpoch)),
-                    ])
-                try db.run("UPDATE meta SET value = ?1 WHERE key = 'last_seq'", [.int(stored.seq)])
-                let excess = state.depth + 1 - maxRows
-                if excess > 0 {
-                    evicted = try db.run(
+                seq = max(last, state.lastSeq)
+                for alert in alerts {
+                    var row = alert
+                    seq += 1
+                    row.seq = seq
+                    let priority = Priority(alert.type)
+                    if row.heartbeat != nil { row.heartbeat?.outboxDepth = depth }
+                    try db.run(
                         """
-                        DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE priority = 2 AND seq <> ?1
-                        ORDER BY seq LIMIT ?2)
-                        """, [.int(stored.seq), .int(excess)])
-                    if evicted > 0 {
-                        try db.run(
-                            "UPDATE meta SET value = value + ?1 WHERE key = 'evicted_total'", [.int(evicted)])
+                        INSERT INTO outbox (seq, id, type, priority, body, created_at, attempts, next_attempt_at)
+                        VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0)
+                        """,
+                        [
+                            .int(row.seq), .text(row.id), .text(row.type.rawValue), .int(priority.rawValue),
+                            .text(row.json), .int(Int(now.millisecondsSinceEpoch)),
+                        ])
+                    depth += 1
+                    if priority == .heartbeat { heartbeats += 1 }
+                    let excess = depth - maxRows
+                    if excess > 0 {
+                        let removed = try db.run(
+                            """
+                            DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE priority = 2 AND seq <> ?1
+                            ORDER BY seq LIMIT ?2)
+                            """, [.int(row.seq), .int(excess)])
+                        if removed > 0 {
+                            try db.run(
+                                "UPDATE meta SET value = value + ?1 WHERE key = 'evicted_total'", [.int(removed)])
+                        }
+                        evicted += removed
+                        depth -= removed
                     }
+                    stored.append(row)
+                }
+                if !alerts.isEmpty { try db.run("UPDATE meta SET value = ?1 WHERE key = 'last_seq'", [.int(seq)]) }
+                if let savedState {
+                    try db.run(
+                        "INSERT OR REPLACE INTO saved_state (key, value) VALUES ('detection', ?1)", [.text(savedState)])
                 }
             }
-            state.lastSeq = stored.seq
-            state.depth += 1 - evicted
-            state.heartbeats += (priority == .heartbeat ? 1 : 0) - evicted
+            state.lastSeq = seq
+            state.depth = depth
+            state.heartbeats += heartbeats - evicted
             state.evictedTotal += evicted
             state.evictionsSinceOpen += evicted
             return stored
+        }
+    }
+
+    /// What `enqueue(_:savingState:)` last saved, if anything.
+    public func savedState() throws(OutboxError) -> String? {
+        try withDatabase { (db, _) throws(SQLiteError) -> String? in
+            try db.texts("SELECT value FROM saved_state WHERE key = 'detection'", limit: 1).first
         }
     }
 
@@ -459,6 +495,8 @@ public final class Outbox: Sendable {
         """,
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('last_seq', 0), ('evicted_total', 0)",
+        // The daemon's detection memory, written in the same transaction as the alerts it raised.
+        "CREATE TABLE IF NOT EXISTS saved_state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
     ]
 
     /// Reads the counters from the file. `last_seq` is raised to the highest seq stored anywhere, in case

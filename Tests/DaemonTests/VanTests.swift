@@ -58,7 +58,7 @@ struct VanTests {
         #expect(sim.output("buzzer") == true)
         #expect(eventually { (try? outboxTypes(van.outbox)) ?? [] == [.checkMissed, .presenceAlarm] })
         // The memory on disk says an alarm sounds.
-        let saved = try #require(MemoryFile(path: state + "/detection.json").read())
+        let saved = try #require(try van.outbox.savedState().flatMap(SavedMemory.decode))
         let resumed = DetectionMachine(
             sensors: config.sensors.map(\.spec), policy: config.policy, resuming: saved.memory,
             writtenAt: saved.engineTime, now: 0, elapsed: 0)

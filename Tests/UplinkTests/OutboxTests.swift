@@ -249,6 +249,36 @@ struct OutboxTests {
         #expect(try outbox.deadLetters(limit: 1).count == 1)
     }
 
+    @Test("alerts and the saved state commit together: both or neither")
+    func alertsAndStateTogether() throws {
+        try withOutbox { outbox, _ in
+            #expect(try outbox.savedState() == nil)
+            let stored = try outbox.enqueue(
+                [OutboxSamples.alert(.checkMissed), OutboxSamples.alert(.presenceAlarm)], savingState: "window ran out",
+                now: now)
+            #expect(stored.map(\.seq) == [1, 2])
+            #expect(try outbox.savedState() == "window ran out")
+            // A state change with no alert of its own.
+            try outbox.enqueue([], savingState: "checked", now: now)
+            #expect(try outbox.savedState() == "checked")
+            #expect(outbox.depth == 2 && outbox.lastSeq == 2)
+            // The second alert's insert fails: neither the first alert nor the state is kept.
+            outbox.inject(SQLiteFault(.step, sqlContaining: "INSERT INTO outbox", code: SQLITE_FULL, skip: 1))
+            var failed = false
+            do {
+                try outbox.enqueue(
+                    [OutboxSamples.alert(.alarmEscalated), OutboxSamples.alert(.alarmCleared)],
+                    savingState: "escalated",
+                    now: now)
+            } catch {
+                failed = true
+            }
+            #expect(failed)
+            #expect(try outbox.savedState() == "checked")
+            #expect(outbox.depth == 2 && outbox.lastSeq == 2)
+        }
+    }
+
     @Test("SQLITE_FULL injected at the insert is a typed error and leaves the outbox as it was")
     func injectedDiskFullAtInsert() throws {
         try withOutbox { outbox, scratch in
