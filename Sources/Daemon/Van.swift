@@ -33,7 +33,6 @@ public final class Van: Sendable {
     private let log: @Sendable (LogLevel, String) -> Void
     private let modbusSensors: [String: [(point: String, sensor: Int, kind: SensorKind)]]
     private let lastModbus = Mutex<[Int: Reading]>([:])
-    private let gpioFaulty = Mutex<Set<Int>>([])
     private let clock: EngineClock
     private let started = Mutex(false)
 
@@ -145,7 +144,39 @@ public final class Van: Sendable {
             modbusSensors[device, default: []].append((point, index, sensor.spec.kind))
         }
         self.modbusSensors = modbusSensors
-        reader = GPIOInputReader(backend: gpio)
+        // Edges go from the reader's thread straight to the engine's queue: the input path never
+        // waits for the Swift concurrency pool.
+        let engineForInputs = engine
+        let faulty = GPIOFaults()
+        let sensorOfInput = inputSensor
+        reader = GPIOInputReader(backend: gpio) { event in
+            Van.hand(event, to: engineForInputs, inputSensor: sensorOfInput, faulty: faulty, log: log)
+        }
+    }
+
+    /// One GPIO event for the engine: an edge as a reading (a line that had failed recovers with
+    /// it), a read failure as a fault of every GPIO sensor.
+    private static func hand(
+        _ event: GPIOInputEvent, to engine: EngineThread, inputSensor: [Int], faulty: GPIOFaults,
+        log: @Sendable (LogLevel, String) -> Void
+    ) {
+        switch event {
+        case .edge(let edge):
+            guard edge.input < inputSensor.count else { return }
+            let sensor = inputSensor[edge.input]
+            if faulty.remove(sensor) {
+                engine.submit(
+                    EngineInput(.fault(sensor: sensor, reason: nil), atNanoseconds: edge.timestampNanoseconds))
+            }
+            engine.submit(
+                EngineInput(.reading(sensor: sensor, .flag(edge.value)), atNanoseconds: edge.timestampNanoseconds))
+        case .failure(let error):
+            if case .closed = error { return }
+            log(.error, "GPIO: \(error.description)")
+            for sensor in Set(inputSensor) where faulty.insert(sensor) {
+                engine.submit(EngineInput(.fault(sensor: sensor, reason: "gpio read error")))
+            }
+        }
     }
 
     /// Starts every thread: the sounder (self-test chirp), the engine, the inputs, Modbus, delivery.
@@ -168,32 +199,6 @@ public final class Van: Sendable {
             }
         }
         _ = reader.start()
-        let engine = self.engine
-        let inputSensor = self.inputSensor
-        let log = self.log
-        let reader = self.reader
-        Task.detached { [self] in
-            for await event in reader.events {
-                switch event {
-                case .edge(let edge):
-                    guard edge.input < inputSensor.count else { continue }
-                    let sensor = inputSensor[edge.input]
-                    if self.gpioFaulty.withLock({ $0.remove(sensor) != nil }) {
-                        engine.submit(
-                            EngineInput(.fault(sensor: sensor, reason: nil), atNanoseconds: edge.timestampNanoseconds))
-                    }
-                    engine.submit(
-                        EngineInput(
-                            .reading(sensor: sensor, .flag(edge.value)), atNanoseconds: edge.timestampNanoseconds))
-                case .failure(let error):
-                    log(.error, "GPIO: \(error.description)")
-                    for sensor in Set(inputSensor) where self.gpioFaulty.withLock({ $0.insert(sensor).inserted }) {
-                        if case .closed = error { continue }
-                        engine.submit(EngineInput(.fault(sensor: sensor, reason: "gpio read error")))
-                    }
-                }
-            }
-        }
         for bus in startBuses() { bus.start() }
         delivery?.start()
     }
@@ -296,6 +301,13 @@ public final class Van: Sendable {
             log(.error, "outbox: \(problem)")
         }
     }
+}
+
+/// GPIO sensors marked faulty after a read error, until their next edge.
+final class GPIOFaults: Sendable {
+    private let sensors = Mutex<Set<Int>>([])
+    func insert(_ sensor: Int) -> Bool { sensors.withLock { $0.insert(sensor).inserted } }
+    func remove(_ sensor: Int) -> Bool { sensors.withLock { $0.remove(sensor) != nil } }
 }
 
 /// How loud a journal line is (sd-daemon's priorities).

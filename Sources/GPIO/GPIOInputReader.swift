@@ -19,6 +19,7 @@ public final class GPIOInputReader: Sendable {
     public let events: AsyncStream<GPIOInputEvent>
     private let continuation: AsyncStream<GPIOInputEvent>.Continuation
     private let backend: any GPIOBackend
+    private let onEvent: (@Sendable (GPIOInputEvent) -> Void)?
     private let pollTimeoutNanoseconds: Int64
     private let stopping = Atomic<Bool>(false)
     private let loops = Atomic<UInt64>(0)
@@ -30,7 +31,13 @@ public final class GPIOInputReader: Sendable {
         case stopped
     }
 
-    public init(backend: any GPIOBackend, pollTimeoutNanoseconds: Int64 = 100_000_000) {
+    /// With `onEvent`, every event is also handed to it directly on the reader's thread: the
+    /// daemon's input path then never waits for the Swift concurrency pool.
+    public init(
+        backend: any GPIOBackend, pollTimeoutNanoseconds: Int64 = 100_000_000,
+        onEvent: (@Sendable (GPIOInputEvent) -> Void)? = nil
+    ) {
+        self.onEvent = onEvent
         self.backend = backend
         self.pollTimeoutNanoseconds = max(1_000_000, pollTimeoutNanoseconds)
         (events, continuation) = AsyncStream.makeStream(of: GPIOInputEvent.self, bufferingPolicy: .unbounded)
@@ -76,9 +83,11 @@ public final class GPIOInputReader: Sendable {
             loops.add(1, ordering: .relaxed)
             do {
                 for edge in try backend.waitForEdges(timeoutNanoseconds: pollTimeoutNanoseconds) {
+                    onEvent?(.edge(edge))
                     continuation.yield(.edge(edge))
                 }
             } catch {
+                onEvent?(.failure(error))
                 continuation.yield(.failure(error))
                 if error == .closed { return }
                 pause(nanoseconds: pollTimeoutNanoseconds)
