@@ -39,8 +39,9 @@ demo: release
 	@scripts/demo $(RELEASE_BIN)
 
 # Measured figures: the engine and `headcount replay`, Modbus against the pymodbus peer, the
-# outbox's durable enqueues, and push latency against a curl one-shot over mutual TLS.
-BENCHES = headcount-bench headcount-modbus-bench headcount-outbox-bench headcount-push-bench
+# outbox's durable enqueues, push latency against a curl one-shot over mutual TLS, and the live
+# path (edge -> buzzer, -> outbox), startup to READY=1 and the idle daemon's RSS and CPU.
+BENCHES = headcount-bench headcount-modbus-bench headcount-outbox-bench headcount-push-bench headcount-live-bench
 bench: release
 	for product in $(BENCHES); do $(SWIFT) build -c release --product $$product || exit 1; done
 	.build/release/headcount-bench --headcount $(RELEASE_BIN)
@@ -51,6 +52,8 @@ bench: release
 	    status=$$?; rm -rf "$$dir"; exit $$status
 	@echo
 	.build/release/headcount-push-bench
+	@echo
+	.build/release/headcount-live-bench --headcount $(RELEASE_BIN)
 
 clean:
 	rm -rf .build

@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "headcount-modbus-bench", targets: ["headcount-modbus-bench"]),
         .executable(name: "headcount-outbox-bench", targets: ["headcount-outbox-bench"]),
         .executable(name: "headcount-push-bench", targets: ["headcount-push-bench"]),
+        .executable(name: "headcount-live-bench", targets: ["headcount-live-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
@@ -49,6 +50,10 @@ let package = Package(
         .executableTarget(name: "headcount-outbox-bench", dependencies: ["Uplink", "Detection"]),
         // Measured push latency: HTTPSClient with a kept-alive connection against `curl` one-shots.
         .executableTarget(name: "headcount-push-bench", dependencies: ["Uplink"]),
+        // Measured live figures: input edge -> buzzer and -> outbox through the real runtime on the
+        // simulated GPIO, startup to READY=1, and the idle daemon's RSS and CPU with Modbus at 4 Hz.
+        .executableTarget(
+            name: "headcount-live-bench", dependencies: ["Daemon", "Detection", "GPIO", "Hardware", "Uplink"]),
         .testTarget(name: "HardwareTests", dependencies: ["Hardware", "Detection", "Formats"]),
         .testTarget(name: "ModbusTests", dependencies: ["Hardware", "Detection"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detection", "Hardware", "GPIO", "Uplink"]),

@@ -82,11 +82,7 @@ struct Run: ParsableCommand {
             log.write(.error, "cannot start: \(error)")
             throw ExitCode(1)
         }
-        running.start()
-        let summary = "vehicle \(van.vehicleId), board \(van.profile.board), \(van.sensors.count) sensors"
-        log.write(.notice, "headcount \(Headcount.version) running: \(summary)")
-        notifier.ready(status: "\(Van.describe(running.engine.machine)); \(summary)")
-
+        // Signals are caught before anything starts, so a SIGTERM right after READY=1 is never lost.
         let stop = DispatchSemaphore(value: 0)
         let restart = Atomic<Bool>(false)
         for number in [SIGTERM, SIGINT, SIGHUP] { signal(number, SIG_IGN) }
@@ -113,6 +109,11 @@ struct Run: ParsableCommand {
         }
         hangup.resume()
         sources.append(hangup)
+
+        running.start()
+        let summary = "vehicle \(van.vehicleId), board \(van.profile.board), \(van.sensors.count) sensors"
+        log.write(.notice, "headcount \(Headcount.version) running: \(summary)")
+        notifier.ready(status: "\(Van.describe(running.engine.machine)); \(summary)")
 
         // Every second: STATUS= when it changes, and WATCHDOG=1 only while both the input loop and
         // the engine loop have turned since the last look.
