@@ -162,9 +162,5 @@ public final class Sounder: Sendable {
         }
     }
 
-    static func now() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-    }
+    static func now() -> Double { Double(EngineClock.monotonicNanoseconds()) / 1e9 }
 }

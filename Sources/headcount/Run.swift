@@ -36,12 +36,11 @@ struct Run: ParsableCommand {
     var simulate: String?
 
     func run() throws {
-        let log = JournalLogger()
         let notifier = SystemdNotifier.fromProcessEnvironment()
+        let directories = (profiles.map { [$0] } ?? []) + VanConfig.Catalog.standardDirectories
         let van: VanConfig
         do {
-            van = try VanConfig.load(
-                path: config, directories: (profiles.map { [$0] } ?? []) + VanConfig.Catalog.standardDirectories)
+            van = try VanConfig.load(path: config, directories: directories)
         } catch {
             FileHandle.standardError.write(Data("headcount: \(error.description)\n".utf8))
             throw ExitCode(2)
@@ -55,7 +54,7 @@ struct Run: ParsableCommand {
         do {
             gpio = simulated ? SimulatedGPIO() : try LibgpiodBackend(chipLabel: van.profile.chipLabel)
         } catch {
-            log.write(.error, "cannot open the GPIO chip: \(error.description)")
+            Log.write(.error, "cannot open the GPIO chip: \(error.description)")
             throw ExitCode(1)
         }
         var center: (any CenterLink)?
@@ -70,16 +69,16 @@ struct Run: ParsableCommand {
                 throw ExitCode(error.isConfigurationError ? 2 : 1)
             }
         } else {
-            log.write(.warning, "no [center] in \(config): alerts are kept in the outbox")
+            Log.write(.warning, "no [center] in \(config): alerts are kept in the outbox")
         }
         var options = Van.Options()
         options.speed = speed
         options.version = Headcount.version
         let running: Van
         do {
-            running = try Van(config: van, gpio: gpio, center: center, options: options, log: log.write)
+            running = try Van(config: van, gpio: gpio, center: center, options: options, log: Log.write)
         } catch {
-            log.write(.error, "cannot start: \(error)")
+            Log.write(.error, "cannot start: \(error)")
             throw ExitCode(1)
         }
         // Signals are caught before anything starts, so a SIGTERM right after READY=1 is never lost.
@@ -96,15 +95,14 @@ struct Run: ParsableCommand {
         // kept on disk, so the trip goes on), a bad one is reported and the running config kept.
         let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
         let configPath = config
-        let directories = (profiles.map { [$0] } ?? []) + VanConfig.Catalog.standardDirectories
         hangup.setEventHandler {
             do {
                 _ = try VanConfig.load(path: configPath, directories: directories)
-                log.write(.notice, "SIGHUP: \(configPath) is valid; restarting to apply it")
+                Log.write(.notice, "SIGHUP: \(configPath) is valid; restarting to apply it")
                 restart.store(true, ordering: .relaxed)
                 stop.signal()
             } catch {
-                log.write(.error, "SIGHUP: \(error); keeping the running config")
+                Log.write(.error, "SIGHUP: \(error); keeping the running config")
             }
         }
         hangup.resume()
@@ -112,7 +110,7 @@ struct Run: ParsableCommand {
 
         running.start()
         let summary = "vehicle \(van.vehicleId), board \(van.profile.board), \(van.sensors.count) sensors"
-        log.write(.notice, "headcount \(Headcount.version) running: \(summary)")
+        Log.write(.notice, "headcount \(Headcount.version) running: \(summary)")
         notifier.ready(status: "\(Van.describe(running.engine.machine)); \(summary)")
 
         // Every second: STATUS= when it changes, and WATCHDOG=1 only while both the input loop and
@@ -138,18 +136,18 @@ struct Run: ParsableCommand {
         watch.resume()
 
         if let simulate, let simulator = gpio as? SimulatedGPIO {
-            try play(simulate, into: simulator, van: van, log: log, then: stop)
+            try play(simulate, into: simulator, van: van, then: stop)
         }
         stop.wait()
         watch.cancel()
         notifier.stopping(status: "stopping")
-        log.write(.notice, "stopping")
+        Log.write(.notice, "stopping")
         let done = DispatchSemaphore(value: 0)
         Task.detached {
             await running.stop()
             done.signal()
         }
-        if done.wait(timeout: .now() + 3) == .timedOut { log.write(.warning, "stop took longer than 3 s") }
+        if done.wait(timeout: .now() + 3) == .timedOut { Log.write(.warning, "stop took longer than 3 s") }
         sources.forEach { $0.cancel() }
         if restart.load(ordering: .relaxed) {
             // systemd (Restart=always) starts it again with the new config.
@@ -160,7 +158,7 @@ struct Run: ParsableCommand {
     /// Schedules the trace's GPIO signals into the simulator at the engine's speed, and signals
     /// `stop` one second after the trace's end (what is still queued stays in the outbox).
     private func play(
-        _ path: String, into simulator: SimulatedGPIO, van: VanConfig, log: JournalLogger, then stop: DispatchSemaphore
+        _ path: String, into simulator: SimulatedGPIO, van: VanConfig, then stop: DispatchSemaphore
     ) throws {
         let trace: Trace
         do {
@@ -188,14 +186,9 @@ struct Run: ParsableCommand {
             try? simulator.scheduleInput(role, high: line.activeLow ? !on : on, at: offset)
         }
         if !skipped.isEmpty {
-            log.write(.info, "simulate: not GPIO lines here, left out: \(skipped.sorted().joined(separator: ", "))")
+            Log.write(.info, "simulate: not GPIO lines here, left out: \(skipped.sorted().joined(separator: ", "))")
         }
         let end = trace.duration / speed
         DispatchQueue.global().asyncAfter(deadline: .now() + end + 1) { stop.signal() }
     }
-}
-
-/// Journal lines on standard error, with sd-daemon's `<N>` priority prefix (see `Log`).
-final class JournalLogger: Sendable {
-    func write(_ level: LogLevel, _ message: String) { Log.write(level, message) }
 }
