@@ -18,7 +18,8 @@ release: setup
 	$(SWIFT) build -c release --product headcount
 
 # Every test: warnings are errors, the formatter's lint, the Swift test suites, and the command
-# line and the daemon (scripts/daemon-e2e) end to end against the release binary.
+# line, the daemon (scripts/daemon-e2e) and diagnose (scripts/diagnose-test) end to end against
+# the release binary.
 test: setup lint
 	$(SWIFT) build --build-tests -Xswiftc -warnings-as-errors
 	$(SWIFT) test --skip-build
@@ -26,6 +27,7 @@ test: setup lint
 	$(MAKE) --no-print-directory cli-test
 	HEADCOUNT_BIN=$(CURDIR)/$(RELEASE_BIN) scripts/check-unit
 	scripts/daemon-e2e $(RELEASE_BIN)
+	scripts/diagnose-test $(RELEASE_BIN)
 
 lint: setup
 	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift

@@ -33,8 +33,11 @@ let package = Package(
         .target(name: "CGPIOD", linkerSettings: [.linkedLibrary("gpiod")]),
         // GPIO lines by chip label and line name: the libgpiod backend, the simulator, the input reader.
         .target(name: "GPIO", dependencies: ["CGPIOD"]),
-        // The wiring: the engine on its own thread, clocks and timers, sounds, persisted state, systemd.
-        .target(name: "Daemon", dependencies: ["Detection", "Hardware", "GPIO", "Uplink", "Formats"]),
+        // The kernel's clock state (adjtimex), for `headcount diagnose`.
+        .target(name: "CSystem"),
+        // The wiring: the engine on its own thread, clocks and timers, sounds, persisted state, systemd;
+        // and the technician's diagnosis.
+        .target(name: "Daemon", dependencies: ["Detection", "Hardware", "GPIO", "Uplink", "Formats", "CSystem"]),
         .executableTarget(
             name: "headcount",
             dependencies: [

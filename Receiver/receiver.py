@@ -79,7 +79,8 @@ class Center:
         self.seen_ids = set()
         self.records = []
         self.stats = {"tcp_connections": 0, "tls_handshakes": 0, "tls_failures": 0, "tls_failure_reasons": [],
-                      "requests": 0, "alerts_accepted": 0, "duplicates": 0, "faults_injected": 0}
+                      "requests": 0, "alerts_accepted": 0, "duplicates": 0, "faults_injected": 0,
+                      "diagnose_pings": 0}
 
     def write_stats_locked(self):
         if self.stats_path:
@@ -216,6 +217,9 @@ class AlertHandler(ControlHandler):
     def do_POST(self):
         center = self.server.center
         center.count("requests")
+        if self.path == "/diagnose":
+            self.answer_diagnose_ping()
+            return
         if self.path != "/alerts":
             if self.server.allow_control_over_tls and self.control_post():
                 return
@@ -270,6 +274,23 @@ class AlertHandler(ControlHandler):
             self.answer_trickling(behaviour.delay_s or 2.0)
             return
         answer_json(self, status, {"status": "duplicate" if duplicate else "accepted", "id": alert["id"]})
+
+    def answer_diagnose_ping(self):
+        """POST /diagnose: `headcount diagnose` checking the link; nothing is stored."""
+        body = self.read_body()
+        if body is None:
+            return
+        try:
+            ping = json.loads(body)
+        except ValueError as error:
+            answer_json(self, 400, {"error": f"body is not JSON: {error}"})
+            return
+        if not isinstance(ping, dict) or not isinstance(ping.get("vehicle_id"), str):
+            answer_json(self, 422, {"error": "a diagnose ping is a JSON object with vehicle_id"})
+            return
+        self.server.center.count("diagnose_pings")
+        answer_json(self, 200, {"status": "ok", "received_at": now_rfc3339(), "client_subject": self.client_cn(),
+                                "vehicle_id": ping["vehicle_id"]})
 
     def client_cn(self):
         try:

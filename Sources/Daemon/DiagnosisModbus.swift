@@ -1,0 +1,178 @@
+import Dispatch
+import Hardware
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+extension Diagnosis {
+    /// Polls every device of every bus (buses side by side) until each has answered once or failed
+    /// twice, within `budgetSeconds` in all; reports each device's round trip and its values
+    /// checked against the model's sane ranges, or why it did not answer and what to look at.
+    public static func modbus(
+        buses: [BusConfig], budgetSeconds: Double = 20, driver: any ModbusDriver = LibModbusDriver()
+    ) -> [DiagnosisCheck] {
+        let results = Mutex<[Int: [DiagnosisCheck]]>([:])
+        let group = DispatchGroup()
+        for (index, bus) in buses.enumerated() {
+            group.enter()
+            DispatchQueue(label: "diagnose modbus \(bus.name)").async {
+                let checks = Self.modbus(bus: bus, budgetSeconds: budgetSeconds, driver: driver)
+                results.withLock { $0[index] = checks }
+                group.leave()
+            }
+        }
+        _ = group.wait(timeout: .now() + budgetSeconds + 5)
+        return results.withLock { results in buses.indices.flatMap { results[$0] ?? [] } }
+    }
+
+    private static func modbus(bus: BusConfig, budgetSeconds: Double, driver: any ModbusDriver) -> [DiagnosisCheck] {
+        // Polled quickly, two failures make a verdict: a dead bus costs about two timeouts a device.
+        var quick = bus
+        for index in quick.devices.indices { quick.devices[index].periodMs = 100 }
+        let firstValues = Mutex<[String: [String: Double]]>([:])
+        let probe = ModbusBus(
+            quick, options: ModbusBus.Options(failuresForFault: 2, faultedPeriodMs: 100, reconnectBackoffMs: 200...400),
+            driver: driver
+        ) { event in
+            if case .values(let device, let values, _) = event {
+                firstValues.withLock { seen in if seen[device] == nil { seen[device] = values } }
+            }
+        }
+        let perDevice = bus.devices.map { 2 * Double($0.timeoutMs) / 1000 + 0.5 }.reduce(0, +)
+        let deadline = Diagnosis.now() + min(budgetSeconds, perDevice + 1.5)
+        probe.start()
+        while Diagnosis.now() < deadline {
+            let stats = probe.stats()
+            let seen = firstValues.withLock { $0 }
+            let settled = bus.devices.allSatisfy { device in
+                seen[device.name] != nil || (stats.devices[device.name]?.failures ?? 0) >= 2
+            }
+            if settled { break }
+            usleep(20_000)
+        }
+        let stopped = DispatchSemaphore(value: 0)
+        Task.detached {
+            await probe.stop()
+            stopped.signal()
+        }
+        _ = stopped.wait(timeout: .now() + 3)
+
+        let stats = probe.stats()
+        let seen = firstValues.withLock { $0 }
+        return bus.devices.map { device in
+            let name = "\(bus.name)/\(device.name)"
+            let deviceStats = stats.devices[device.name] ?? ModbusDeviceStats()
+            let place = Self.place(device: device, bus: bus)
+            if let values = seen[device.name] {
+                return valuesCheck(
+                    name: name, device: device, values: values,
+                    milliseconds: deviceStats.lastRoundTripMicroseconds.map { max(1, ($0 + 500) / 1000) })
+            }
+            guard let reason = deviceStats.lastFailure else {
+                return DiagnosisCheck(
+                    "modbus", name, .fail, "\(device.model.model) \(place): not polled within the time allowed",
+                    hint: "the bus is slow or busy: check the other devices on \(Self.describe(bus.transport))")
+            }
+            let detail =
+                "\(device.model.model) \(place): \(reason)" + (deviceStats.lastFailureDetail.map { " — \($0)" } ?? "")
+            return DiagnosisCheck(
+                "modbus", name, .fail, detail,
+                hint: hint(for: reason, detail: deviceStats.lastFailureDetail ?? "", device: device, bus: bus))
+        }
+    }
+
+    private static func valuesCheck(
+        name: String, device: DeviceConfig, values: [String: Double], milliseconds: Int?
+    ) -> DiagnosisCheck {
+        var shown: [String] = []
+        var outside: [String] = []
+        for point in device.model.points {
+            guard let value = values[point.name] else { continue }
+            let text = "\(point.name) \(Self.format(value))\(point.unit.map { " \($0)" } ?? "")"
+            shown.append(text)
+            if let range = point.saneRange, !range.contains(value) {
+                outside.append("\(text) is outside \(Self.format(range.lowerBound))…\(Self.format(range.upperBound))")
+            }
+        }
+        let detail = "\(device.model.model) unit \(device.unit) answered: " + shown.joined(separator: ", ")
+        if !outside.isEmpty {
+            return DiagnosisCheck(
+                "modbus", name, .fail, detail + "; " + outside.joined(separator: "; "),
+                hint:
+                    "the device answers but its values make no sense: is it really a \(device.model.model) "
+                    + "(model = in the config)? a wrong model reads the wrong registers or scale; "
+                    + "or the sensor itself is broken or unplugged from the device",
+                milliseconds: milliseconds)
+        }
+        return DiagnosisCheck("modbus", name, .pass, detail, milliseconds: milliseconds)
+    }
+
+    private static func place(device: DeviceConfig, bus: BusConfig) -> String {
+        switch bus.transport {
+        case .rtu(let path, _, _, _, _, _): "unit \(device.unit) on \(path)"
+        case .tcp(let host, let port): "unit \(device.unit) at \(host):\(port)"
+        }
+    }
+
+    private static func describe(_ transport: BusConfig.Transport) -> String {
+        switch transport {
+        case .rtu(let path, let baud, let parity, let dataBits, let stopBits, _):
+            "\(path) (\(baud) \(dataBits)\(parity.prefix(1).uppercased())\(stopBits))"
+        case .tcp(let host, let port): "\(host):\(port)"
+        }
+    }
+
+    /// What a technician should look at for each way a device fails.
+    public static func hint(for reason: ModbusFaultReason, detail: String, device: DeviceConfig, bus: BusConfig)
+        -> String
+    {
+        let place = describe(bus.transport)
+        let unit = device.unit
+        switch reason {
+        case .timeout:
+            if case .tcp = bus.transport {
+                return "no answer from unit \(unit) through the gateway \(place): check the gateway's serial side "
+                    + "(wiring, baud) and the unit address"
+            }
+            return "no answer from unit \(unit) on \(place): check A/B wiring (try swapping A and B) and termination "
+                + "(120 Ω at both ends), that the device is powered, its address is \(unit) and it talks "
+                + "\(place.split(separator: "(").last.map { "(" + $0 } ?? "")"
+        case .crc:
+            return "garbled answers from unit \(unit) on \(place): check that baud and parity match the device, "
+                + "the termination and the cable's shield and ground"
+        case .badData:
+            return "unit \(unit) answered something else than asked: another master on the bus (is the headcount "
+                + "service running? systemctl stop headcount), or the wrong model (\(device.model.model))"
+        case .wrongUnit:
+            return "another unit answered for \(unit): two devices share an address on \(place)?"
+        case .noDevice:
+            if detail.contains("Permission denied") {
+                return "permission denied on the serial device: run as root, or add the user to the dialout group"
+            }
+            return "cannot open \(place): is the USB–RS-485 adapter plugged in? `ls -l /dev/serial/by-id/` shows it; "
+                + "set device = to that path"
+        case .noConnection:
+            return "cannot connect to the Modbus TCP gateway \(place): check its address, port and power"
+        case .rs485Unsupported:
+            return "the serial driver refuses RS-485 mode (USB adapters switch direction themselves): "
+                + "remove rs485 = true from the bus"
+        case .illegalFunction, .illegalAddress, .illegalValue:
+            return "unit \(unit) refused the register read (\(reason)): is it really a \(device.model.model)? "
+                + "check model = in the config"
+        case .deviceFailure, .deviceBusy, .exception:
+            return "unit \(unit) reports a fault of its own (\(reason)): power-cycle it; check its manual"
+        case .other:
+            return "libmodbus failed: \(detail)"
+        }
+    }
+
+    static func format(_ value: Double) -> String {
+        if value == value.rounded(), abs(value) < 1e9 { return String(Int(value)) }
+        return String((value * 100).rounded() / 100)
+    }
+
+    /// CLOCK_MONOTONIC in seconds, for the checks' deadlines.
+    static func now() -> Double { Double(ModbusBus.monotonicNanoseconds()) / 1e9 }
+}
