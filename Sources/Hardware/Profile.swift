@@ -52,56 +52,93 @@ public struct HardwareProfile: Equatable, Sendable {
 
     /// Reads a profile file. Every error names the file, the line and the field.
     public static func parse(_ text: String, file: String) throws(ConfigError) -> HardwareProfile {
-        let root = try TableReader.parse(text, file: file)
-        try root.rejectUnknownKeys(["board", "description", "gpio", "inputs", "outputs"])
-        guard let gpio = try root.table("gpio") else { throw root.error("gpio", "missing: [gpio] with chip_label") }
-        try gpio.rejectUnknownKeys(["chip_label", "debounce_ms"])
-        let defaultDebounce = try gpio.integer("debounce_ms", in: 0...1000, default: 10)
+        var problems = ConfigProblems()
+        let profile = parse(text, file: file, problems: &problems)
+        return try problems.value(profile, file: file)
+    }
+
+    /// Reads a profile file, recording every error in `problems` rather than stopping at the first.
+    /// Returns the profile as far as it could be read (nil when the file is not TOML); after an
+    /// error it is fit only for checking which roles a van's config names.
+    public static func parse(_ text: String, file: String, problems: inout ConfigProblems) -> HardwareProfile? {
+        guard let root = problems.check(try TableReader.parse(text, file: file)) else { return nil }
+        problems.add(root.unknownKeys(["board", "description", "gpio", "inputs", "outputs"]))
+        let gpio = problems.check(try root.table("gpio")) ?? nil
+        if !root.has("gpio") { problems.add(root.error("gpio", "missing: [gpio] with chip_label")) }
+        var defaultDebounce = 10
+        var chipLabel = ""
+        if let gpio {
+            problems.add(gpio.unknownKeys(["chip_label", "debounce_ms"]))
+            defaultDebounce = problems.check(try gpio.integer("debounce_ms", in: 0...1000, default: 10)) ?? 10
+            chipLabel = problems.check(try gpio.string("chip_label")) ?? ""
+        }
         var profile = HardwareProfile(
-            board: try root.string("board"), description: try root.string("description", default: "") ?? "",
-            chipLabel: try gpio.string("chip_label"), inputs: [], outputs: [])
+            board: problems.check(try root.string("board")) ?? "",
+            description: (problems.check(try root.string("description", default: "")) ?? nil) ?? "",
+            chipLabel: chipLabel, inputs: [], outputs: [])
+
         var usedLines: [String: String] = [:]
-        func claim(_ line: String, for role: String, in reader: TableReader) throws(ConfigError) {
+        /// The line's name; each line serves one role (a line opened twice fails in the van).
+        func claimLine(of entry: TableReader, for role: String, problems: inout ConfigProblems) -> String {
+            if let node = entry.table["line"], node.integerValue != nil {
+                problems.add(entry.error("line", "expected the line's name (such as \"GPIO17\"), never its number"))
+                return ""
+            }
+            guard let line = problems.check(try entry.string("line")) else { return "" }
             if let other = usedLines[line] {
-                throw reader.error("line", "line \(line) is already used by \(other)")
+                problems.add(entry.error("line", "line \(line) is already used by \(other)"))
+            } else {
+                usedLines[line] = role
             }
-            usedLines[line] = role
+            return line
         }
-        guard let inputs = try root.table("inputs") else {
-            throw root.error("inputs", "missing: [inputs.ignition], [inputs.door] and [inputs.button] at least")
+
+        let inputs = problems.check(try root.table("inputs")) ?? nil
+        if !root.has("inputs") {
+            problems.add(
+                root.error("inputs", "missing: [inputs.ignition], [inputs.door] and [inputs.button] at least"))
         }
-        for (role, _) in inputs.table.entries {
-            guard let entry = try inputs.table(role) else { continue }
-            try entry.rejectUnknownKeys(["line", "active_low", "bias", "debounce_ms"])
-            let line = try entry.string("line")
-            try claim(line, for: role, in: entry)
-            profile.inputs.append(
-                InputLine(
-                    role: role, line: line, activeLow: try entry.bool("active_low", default: false),
-                    bias: LineBias(
-                        rawValue: try entry.choice("bias", LineBias.allCases.map(\.rawValue), default: "as-is"))
-                        ?? .asIs,
-                    debounceMs: try entry.integer("debounce_ms", in: 0...1000, default: defaultDebounce)))
+        if let inputs {
+            for (role, _) in inputs.table.entries {
+                guard let entry = problems.check(try inputs.table(role)) ?? nil else { continue }
+                problems.add(entry.unknownKeys(["line", "active_low", "bias", "debounce_ms"]))
+                let line = claimLine(of: entry, for: role, problems: &problems)
+                let activeLow = problems.check(try entry.bool("active_low", default: false)) ?? false
+                let bias = problems.check(try entry.choice("bias", LineBias.allCases.map(\.rawValue), default: "as-is"))
+                let debounce = problems.check(try entry.integer("debounce_ms", in: 0...1000, default: defaultDebounce))
+                profile.inputs.append(
+                    InputLine(
+                        role: role, line: line, activeLow: activeLow,
+                        bias: bias.flatMap(LineBias.init(rawValue:)) ?? .asIs, debounceMs: debounce ?? defaultDebounce))
+            }
+            for role in builtInInputRoles where inputs.table[role] == nil {
+                problems.add(
+                    inputs.error(
+                        nil, "missing [inputs.\(role)]: every van has an ignition sense, a door and the rear button"))
+            }
         }
-        for role in builtInInputRoles where profile.input(role) == nil {
-            throw inputs.error(
-                nil, "missing [inputs.\(role)]: every van has an ignition sense, a door and the rear button")
-        }
-        if let outputs = try root.table("outputs") {
+
+        let outputs = problems.check(try root.table("outputs")) ?? nil
+        if let outputs {
             for (role, _) in outputs.table.entries {
-                guard let entry = try outputs.table(role) else { continue }
+                guard let entry = problems.check(try outputs.table(role)) ?? nil else { continue }
                 guard outputRoles.contains(role) else {
-                    throw outputs.error(role, "unknown output (known: \(outputRoles.joined(separator: ", ")))")
+                    problems.add(
+                        outputs.error(
+                            role,
+                            "unknown output \(ConfigError.allowed("known", outputRoles, instead: role))"))
+                    continue
                 }
-                try entry.rejectUnknownKeys(["line", "active_low"])
-                let line = try entry.string("line")
-                try claim(line, for: role, in: entry)
-                profile.outputs.append(
-                    OutputLine(role: role, line: line, activeLow: try entry.bool("active_low", default: false)))
+                problems.add(entry.unknownKeys(["line", "active_low"]))
+                let line = claimLine(of: entry, for: role, problems: &problems)
+                let activeLow = problems.check(try entry.bool("active_low", default: false)) ?? false
+                profile.outputs.append(OutputLine(role: role, line: line, activeLow: activeLow))
             }
         }
-        for role in ["buzzer", "horn"] where profile.output(role) == nil {
-            throw root.error("outputs", "missing [outputs.\(role)]: an alarm must be heard")
+        if outputs != nil || !root.has("outputs") {
+            for role in ["buzzer", "horn"] where outputs?.table[role] == nil {
+                problems.add(root.error("outputs", "missing [outputs.\(role)]: an alarm must be heard"))
+            }
         }
         return profile
     }

@@ -171,92 +171,136 @@ public struct RegisterRead: Equatable, Sendable {
 extension DeviceModel {
     /// Reads a model file. Every error names the file, the line and the field.
     public static func parse(_ text: String, file: String) throws(ConfigError) -> DeviceModel {
-        let root = try TableReader.parse(text, file: file)
-        try root.rejectUnknownKeys(["model", "description", "defaults", "point"])
+        var problems = ConfigProblems()
+        let model = parse(text, file: file, problems: &problems)
+        return try problems.value(model, file: file)
+    }
+
+    /// Reads a model file, recording every error in `problems` rather than stopping at the first.
+    /// Returns the model as far as it could be read (nil when the file is not TOML); after an error
+    /// only its point names are to be trusted.
+    public static func parse(_ text: String, file: String, problems: inout ConfigProblems) -> DeviceModel? {
+        guard let root = problems.check(try TableReader.parse(text, file: file)) else { return nil }
+        problems.add(root.unknownKeys(["model", "description", "defaults", "point"]))
         var model = DeviceModel(
-            model: try root.string("model"), description: try root.string("description", default: "") ?? "",
-            points: [])
-        if let defaults = try root.table("defaults") {
-            try defaults.rejectUnknownKeys(["unit", "baud", "parity"])
-            model.defaultUnit = defaults.has("unit") ? try defaults.integer("unit", in: 1...247) : nil
-            model.defaultBaud =
-                defaults.has("baud") ? try defaults.integer("baud", oneOf: BusConfig.baudRates, default: 9600) : nil
-            model.defaultParity = defaults.has("parity") ? try defaults.choice("parity", BusConfig.parities) : nil
+            model: problems.check(try root.string("model")) ?? "",
+            description: (problems.check(try root.string("description", default: "")) ?? nil) ?? "", points: [])
+        if let defaults = problems.check(try root.table("defaults")) ?? nil {
+            problems.add(defaults.unknownKeys(["unit", "baud", "parity"]))
+            if defaults.has("unit") { model.defaultUnit = problems.check(try defaults.integer("unit", in: 1...247)) }
+            if defaults.has("baud") {
+                model.defaultBaud = problems.check(
+                    try defaults.integer("baud", oneOf: BusConfig.baudRates, default: 9600))
+            }
+            if defaults.has("parity") {
+                model.defaultParity = problems.check(try defaults.choice("parity", BusConfig.parities))
+            }
         }
-        let entries = try root.tables("point")
-        guard !entries.isEmpty else { throw root.error(nil, "a device model needs at least one [[point]]") }
-        for entry in entries {
-            try entry.rejectUnknownKeys([
+        guard let entries = problems.check(try root.tables("point")) else { return model }
+        if entries.isEmpty { problems.add(root.error(nil, "a device model needs at least one [[point]]")) }
+        for entry in entries { readPoints(entry, into: &model, problems: &problems) }
+        return model
+    }
+
+    static let typeNames = ["bit", "bit-in-register", "u16", "s16", "u32", "s32", "float32"]
+
+    /// One `[[point]]`: a point, or `count` of them named NAME1…NAMEn.
+    private static func readPoints(_ entry: TableReader, into model: inout DeviceModel, problems: inout ConfigProblems)
+    {
+        problems.add(
+            entry.unknownKeys([
                 "name", "function", "address", "count", "type", "bit", "word_order", "scale", "offset", "feeds",
                 "range", "unit",
-            ])
-            let name = try entry.string("name")
-            let functionCode = try entry.integer("function", in: 1...4)
-            guard let function = ModbusFunction(rawValue: functionCode) else {
-                throw entry.error("function", "\(functionCode) is not 1, 2, 3 or 4")
-            }
-            let address = try entry.integer("address", in: 0...65535)
-            let count = try entry.integer("count", in: 1...2000, default: 1)
-            let typeName = try entry.choice(
-                "type", ["bit", "bit-in-register", "u16", "s16", "u32", "s32", "float32"],
-                default: function.readsBits ? "bit" : "u16")
-            let order =
-                WordOrder(rawValue: try entry.choice("word_order", ["high_first", "low_first"], default: "high_first"))
-                ?? .highFirst
-            let firstBit = try entry.integer("bit", in: 0...15, default: 0)
+            ]))
+        let name = problems.check(try entry.string("name"))
+        let functionCode = problems.check(try entry.integer("function", in: 1...4))
+        let function = functionCode.flatMap(ModbusFunction.init(rawValue:))
+        let address = problems.check(try entry.integer("address", in: 0...65535))
+        let count = problems.check(try entry.integer("count", in: 1...2000, default: 1))
+        // The default type follows the function; without one, only a type that is given is known.
+        let typeName: String? =
+            function == nil && !entry.has("type")
+            ? nil
+            : problems.check(try entry.choice("type", typeNames, default: function?.readsBits == true ? "bit" : "u16"))
+        let order = problems.check(try entry.choice("word_order", ["high_first", "low_first"], default: "high_first"))
+            .flatMap(WordOrder.init(rawValue:))
+        let firstBit = problems.check(try entry.integer("bit", in: 0...15, default: 0))
+        if let typeName {
             if entry.has("bit") && typeName != "bit-in-register" {
-                throw entry.error("bit", "only a bit-in-register point has a bit")
+                problems.add(entry.error("bit", "only a bit-in-register point has a bit"))
             }
-            if function.readsBits != (typeName == "bit") {
-                throw entry.error(
-                    "type",
-                    function.readsBits
-                        ? "function \(functionCode) reads bits: the type must be bit"
-                        : "function \(functionCode) reads registers: \"bit\" needs function 1 or 2 (or use bit-in-register)"
-                )
+            if entry.has("word_order") && !["u32", "s32", "float32"].contains(typeName) {
+                problems.add(
+                    entry.error(
+                        "word_order",
+                        "only a u32, s32 or float32 point has a word_order (a \(typeName) is not two registers)"))
             }
-            if typeName == "bit-in-register" && firstBit + count > 16 {
-                throw entry.error("count", "bits \(firstBit)…\(firstBit + count - 1) do not fit in one 16-bit register")
+            if let function, let functionCode, function.readsBits != (typeName == "bit") {
+                problems.add(
+                    entry.error(
+                        "type",
+                        function.readsBits
+                            ? "function \(functionCode) reads bits: the type must be bit"
+                            : "function \(functionCode) reads registers: \"bit\" needs function 1 or 2 (or use bit-in-register)"
+                    ))
             }
-            let scale = try entry.number("scale", default: 1)
-            guard scale != 0 else { throw entry.error("scale", "must not be 0") }
-            let offset = try entry.number("offset", default: 0)
-            var feeds: SensorKind?
-            if entry.has("feeds") {
-                let kinds: [SensorKind] = [.seat, .presence, .motion, .temperature, .co2, .door, .ignition, .button]
-                let kindName = try entry.choice("feeds", kinds.map(\.rawValue))
-                feeds = SensorKind(rawValue: kindName)
-            }
-            let saneRange = try entry.range("range")
-            let unit = try entry.string("unit", default: nil)
-            for item in 0..<count {
-                let type: PointType
-                var itemAddress = address
-                switch typeName {
-                case "bit":
-                    type = .bit
-                    itemAddress = address + item
-                case "bit-in-register": type = .bitInRegister(firstBit + item)
-                case "s16": type = .s16
-                case "u32": type = .u32(order)
-                case "s32": type = .s32(order)
-                case "float32": type = .float32(order)
-                default: type = .u16
-                }
-                if typeName != "bit" && typeName != "bit-in-register" { itemAddress = address + item * type.width }
-                guard itemAddress + type.width - 1 <= 65535 else {
-                    throw entry.error("count", "runs past address 65535")
-                }
-                let pointName = count == 1 ? name : "\(name)\(item + 1)"
-                if model.points.contains(where: { $0.name == pointName }) {
-                    throw entry.error("name", "point \"\(pointName)\" is defined twice")
-                }
-                model.points.append(
-                    RegisterPoint(
-                        name: pointName, function: function, address: itemAddress, type: type, scale: scale,
-                        offset: offset, feeds: feeds, saneRange: saneRange, unit: unit))
+            if typeName == "bit-in-register", let firstBit, let count, firstBit + count > 16 {
+                problems.add(
+                    entry.error("count", "bits \(firstBit)…\(firstBit + count - 1) do not fit in one 16-bit register"))
             }
         }
-        return model
+        let scale = problems.check(try entry.number("scale", default: 1))
+        if scale == 0 { problems.add(entry.error("scale", "must not be 0 (value = raw × scale + offset)")) }
+        let offset = problems.check(try entry.number("offset", default: 0))
+        var feeds: SensorKind?
+        if entry.has("feeds") {
+            let kinds: [SensorKind] = [.seat, .presence, .motion, .temperature, .co2, .door, .ignition, .button]
+            feeds = problems.check(try entry.choice("feeds", kinds.map(\.rawValue))).flatMap(SensorKind.init(rawValue:))
+            if let feeds, let typeName, [.temperature, .co2].contains(feeds), typeName.hasPrefix("bit") {
+                problems.add(
+                    entry.error(
+                        "feeds",
+                        "a \(typeName) point cannot feed \(feeds.rawValue): that needs a register value (u16, s16, u32, s32 or float32)"
+                    ))
+            }
+        }
+        let saneRange = problems.check(try entry.range("range")) ?? nil
+        let unit = problems.check(try entry.string("unit", default: nil)) ?? nil
+
+        guard let name else { return }
+        let complete = function != nil && address != nil && count != nil && typeName != nil && order != nil
+        let items = count ?? 1
+        var overflowReported = false
+        var twiceReported = false
+        for item in 0..<items {
+            let type: PointType
+            var itemAddress = address ?? 0
+            switch typeName ?? "u16" {
+            case "bit":
+                type = .bit
+                itemAddress += item
+            case "bit-in-register": type = .bitInRegister((firstBit ?? 0) + item)
+            case "s16": type = .s16
+            case "u32": type = .u32(order ?? .highFirst)
+            case "s32": type = .s32(order ?? .highFirst)
+            case "float32": type = .float32(order ?? .highFirst)
+            default: type = .u16
+            }
+            if typeName != "bit" && typeName != "bit-in-register" { itemAddress += item * type.width }
+            if complete && !overflowReported && itemAddress + type.width - 1 > 65535 {
+                problems.add(entry.error("count", "runs past address 65535"))
+                overflowReported = true
+            }
+            let pointName = items == 1 ? name : "\(name)\(item + 1)"
+            if model.points.contains(where: { $0.name == pointName }) {
+                if !twiceReported { problems.add(entry.error("name", "point \"\(pointName)\" is defined twice")) }
+                twiceReported = true
+                continue
+            }
+            model.points.append(
+                RegisterPoint(
+                    name: pointName, function: function ?? .holdingRegisters, address: itemAddress, type: type,
+                    scale: scale ?? 1, offset: offset ?? 0, feeds: feeds, saneRange: saneRange, unit: unit))
+        }
     }
 }

@@ -33,10 +33,15 @@ public struct TableReader: Sendable {
 
     /// Refuses keys this table does not know: a typo must never silently fall back to a default.
     public func rejectUnknownKeys(_ known: [String]) throws(ConfigError) {
-        for (key, node) in table.entries where !known.contains(key) {
-            throw ConfigError(
+        if let first = unknownKeys(known).first { throw first }
+    }
+
+    /// An error for every key this table does not know, with the known key it is likely a typo of.
+    public func unknownKeys(_ known: [String]) -> [ConfigError] {
+        table.entries.filter { !known.contains($0.key) }.map { key, node in
+            ConfigError(
                 file: file, line: node.line, field: field(key),
-                message: "unknown key (known here: \(known.joined(separator: ", ")))")
+                message: "unknown key \(ConfigError.allowed("known here", known, instead: key))")
         }
     }
 
@@ -59,9 +64,15 @@ public struct TableReader: Sendable {
     /// A string from a fixed set of choices.
     public func choice(_ key: String, _ choices: [String], default value: String? = nil) throws(ConfigError) -> String {
         if !has(key), let value { return value }
-        let text = try string(key)
+        let allowed = choices.joined(separator: ", ")
+        guard let node = table[key] else { throw error(key, "missing (one of: \(allowed))") }
+        guard let text = node.stringValue else {
+            throw error(key, "expected a string, found \(node.typeName) (one of: \(allowed))")
+        }
         guard choices.contains(text) else {
-            throw error(key, "\"\(text)\" is not one of: \(choices.joined(separator: ", "))")
+            throw error(
+                key,
+                "\"\(text)\" is not one of: \(allowed)" + ConfigError.didYouMean(text, among: choices))
         }
         return text
     }
@@ -74,7 +85,9 @@ public struct TableReader: Sendable {
             throw error(key, "missing (a whole number from \(bounds.lowerBound) to \(bounds.upperBound))")
         }
         guard let number = node.integerValue else {
-            throw error(key, "expected a whole number, found \(node.typeName)")
+            throw error(
+                key,
+                "expected a whole number, found \(node.typeName) (allowed: \(bounds.lowerBound)–\(bounds.upperBound))")
         }
         guard number >= Int64(bounds.lowerBound), number <= Int64(bounds.upperBound) else {
             throw error(key, "\(number) is out of bounds \(bounds.lowerBound)–\(bounds.upperBound)")
@@ -84,11 +97,15 @@ public struct TableReader: Sendable {
 
     /// An integer from a fixed set (baud rates).
     public func integer(_ key: String, oneOf choices: [Int], default value: Int) throws(ConfigError) -> Int {
-        let number = try integer(key, in: Int(Int32.min)...Int(Int32.max), default: value)
-        guard choices.contains(number) else {
-            throw error(key, "\(number) is not one of: \(choices.map(String.init).joined(separator: ", "))")
+        guard let node = table[key] else { return value }
+        let allowed = choices.map(String.init).joined(separator: ", ")
+        guard let number = node.integerValue else {
+            throw error(key, "expected a whole number, found \(node.typeName) (allowed: \(allowed))")
         }
-        return number
+        guard let match = choices.first(where: { Int64($0) == number }) else {
+            throw error(key, "\(number) is not one of: \(allowed)")
+        }
+        return match
     }
 
     public func number(_ key: String, default value: Double? = nil) throws(ConfigError) -> Double {
@@ -96,9 +113,8 @@ public struct TableReader: Sendable {
             if let value { return value }
             throw error(key, "missing (a number)")
         }
-        guard let number = node.doubleValue, number.isFinite else {
-            throw error(key, "expected a number, found \(node.typeName)")
-        }
+        guard let number = node.doubleValue else { throw error(key, "expected a number, found \(node.typeName)") }
+        guard number.isFinite else { throw error(key, "must be a finite number, not \(number)") }
         return number
     }
 

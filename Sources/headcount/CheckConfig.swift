@@ -9,8 +9,9 @@ struct CheckConfig: ParsableCommand {
         commandName: "check-config",
         abstract: "Check a van config, its hardware profile and device models.",
         discussion: """
-            Prints what the van has and where each sensor is wired, or the first error with its \
-            file, line and field (exit status 2). Profiles and device models are looked up in \
+            Prints what the van has and where each sensor is wired; or every error of the config, \
+            its profile and its device models, one a line as FILE:LINE: FIELD: message with what is \
+            allowed, then how many (exit status 2). Profiles and device models are looked up in \
             $HEADCOUNT_PROFILES, /etc/headcount/profiles, /usr/share/headcount/profiles and ./HardwareProfiles.
             """
     )
@@ -22,16 +23,14 @@ struct CheckConfig: ParsableCommand {
     var profiles: String?
 
     func run() throws {
-        try reportingInputErrors {
-            let directories = (profiles.map { [$0] } ?? []) + VanConfig.Catalog.standardDirectories
-            let van: VanConfig
-            do throws(ConfigError) {
-                van = try VanConfig.load(path: file, directories: directories)
-            } catch {
-                throw InputError(error.description)
-            }
+        let directories = (profiles.map { [$0] } ?? []) + VanConfig.Catalog.standardDirectories
+        var problems = ConfigProblems()
+        if let van = VanConfig.load(path: file, directories: directories, problems: &problems), problems.isEmpty {
             print(summary(van))
+            return
         }
+        FileHandle.standardError.write(Data((problems.report(mainFile: file) + "\n").utf8))
+        throw ExitCode(2)
     }
 
     func summary(_ van: VanConfig) -> String {

@@ -190,7 +190,7 @@ struct ConfigErrorTests {
             ),
             (
                 Fixtures.good.replacingOccurrences(of: "gpio = \"seat.1\"", with: "gpio = \"seat.9\""),
-                "van.toml:6: sensor[0].gpio: profile test has no input \"seat.9\" (its inputs: seat.1)"
+                "van.toml:6: sensor[0].gpio: profile test has no input \"seat.9\" (did you mean \"seat.1\"? its inputs: seat.1)"
             ),
             (
                 Fixtures.good.replacingOccurrences(of: "kind = \"seat\"", with: "kind = \"sofa\""),
