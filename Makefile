@@ -18,8 +18,8 @@ release: setup
 	$(SWIFT) build -c release --product headcount
 
 # Every test: warnings are errors, the formatter's lint, the Swift test suites, and the command
-# line, the daemon (scripts/daemon-e2e) and diagnose (scripts/diagnose-test) end to end against
-# the release binary.
+# line, the daemon (scripts/daemon-e2e), diagnose (scripts/diagnose-test), and watch and record
+# (scripts/live-tools-e2e) end to end against the release binary.
 test: setup lint
 	$(SWIFT) build --build-tests -Xswiftc -warnings-as-errors
 	$(SWIFT) test --skip-build
@@ -28,6 +28,7 @@ test: setup lint
 	HEADCOUNT_BIN=$(CURDIR)/$(RELEASE_BIN) scripts/check-unit
 	scripts/daemon-e2e $(RELEASE_BIN)
 	scripts/diagnose-test $(RELEASE_BIN)
+	scripts/live-tools-e2e $(RELEASE_BIN)
 
 lint: setup
 	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift

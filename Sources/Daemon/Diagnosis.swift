@@ -1,3 +1,4 @@
+import Detection
 import Formats
 import GPIO
 import Hardware
@@ -122,35 +123,49 @@ extension String {
     }
 }
 
-/// The van's GPIO lines as the daemon requests them: the three built-in inputs, every sensor wired
-/// to a line, and the profile's outputs.
+/// The van's GPIO lines as the daemon, `watch`, `record` and `diagnose` request them: the three
+/// built-in inputs, every sensor wired to a line (its profile line, active low, bias, debounce),
+/// and the profile's outputs, inactive.
 public struct GPIOWiring: Sendable {
     public struct Input: Sendable {
         public var sensorID: String
+        public var kind: SensorKind
         public var spec: GPIOInputSpec
     }
 
     public var inputs: [Input] = []
     public var outputs: [GPIOOutputSpec] = []
 
+    /// Throws the profile's missing role (check-config reports it first; a hand-made config may not).
     public init(_ config: VanConfig) throws(DaemonError) {
-        var roles: [(role: String, sensor: String)] = HardwareProfile.builtInInputRoles.map { ($0, $0) }
-        for sensor in config.sensors {
-            if case .gpio(let role) = sensor.source { roles.append((role, sensor.spec.id)) }
+        var wired: [(role: String, sensor: String, kind: SensorKind)] = SensorSpec.builtIns.map {
+            ($0.id, $0.id, $0.kind)
         }
-        for (role, sensor) in roles {
+        for sensor in config.sensors {
+            if case .gpio(let role) = sensor.source { wired.append((role, sensor.spec.id, sensor.spec.kind)) }
+        }
+        for (role, sensor, kind) in wired {
             guard let line = config.profile.input(role) else {
                 throw DaemonError.config("profile \(config.profile.board) has no input \(role)")
             }
             inputs.append(
                 Input(
-                    sensorID: sensor,
+                    sensorID: sensor, kind: kind,
                     spec: GPIOInputSpec(
-                        role: role, line: line.line, activeLow: line.activeLow, bias: Van.bias(line.bias),
+                        role: role, line: line.line, activeLow: line.activeLow, bias: Self.bias(line.bias),
                         debounceMilliseconds: UInt32(line.debounceMs))))
         }
         outputs = config.profile.outputs.map {
             GPIOOutputSpec(role: $0.role, line: $0.line, activeLow: $0.activeLow, initial: false)
+        }
+    }
+
+    static func bias(_ bias: LineBias) -> GPIOBias {
+        switch bias {
+        case .asIs: .asIs
+        case .disabled: .disabled
+        case .pullUp: .pullUp
+        case .pullDown: .pullDown
         }
     }
 }

@@ -28,11 +28,10 @@ public final class Van: Sendable {
     public let outbox: Outbox
     public let delivery: Delivery?
     public let sounder: Sounder
-    private let reader: GPIOInputReader
-    private let inputSensor: [Int]  // GPIO input index -> engine sensor index
+    /// The GPIO lines and Modbus points, as signals.
+    public let inputs: LiveInputs
+    private let signalSensor: [Int]  // LiveInputs signal index -> engine sensor index
     private let log: @Sendable (LogLevel, String) -> Void
-    private let modbusSensors: [String: [(point: String, sensor: Int, kind: SensorKind)]]
-    private let lastModbus = Mutex<[Int: Reading]>([:])
     private let clock: EngineClock
     private let started = Mutex(false)
 
@@ -47,37 +46,28 @@ public final class Van: Sendable {
         let sensors = config.sensors.map(\.spec)
         let table = DetectionMachine.sensorTable(sensors)
 
-        // GPIO: the three built-ins, then every sensor wired to a line.
-        var inputs: [GPIOInputSpec] = []
-        var inputSensor: [Int] = []
-        func add(role: String, sensorID: String) throws {
-            guard let line = config.profile.input(role) else {
-                throw DaemonError.config("profile \(config.profile.board) has no input \(role)")
-            }
-            guard let index = table.firstIndex(where: { $0.id == sensorID }) else { return }
-            inputs.append(
-                GPIOInputSpec(
-                    role: role, line: line.line, activeLow: line.activeLow, bias: Van.bias(line.bias),
-                    debounceMilliseconds: UInt32(line.debounceMs)))
-            inputSensor.append(index)
-        }
-        for role in HardwareProfile.builtInInputRoles { try add(role: role, sensorID: role) }
-        for sensor in config.sensors {
-            if case .gpio(let role) = sensor.source { try add(role: role, sensorID: sensor.spec.id) }
-        }
-        var outputs: [GPIOOutputSpec] = []
-        var outputIndex: [String: Int] = [:]
-        for output in config.profile.outputs {
-            outputIndex[output.role] = outputs.count
-            outputs.append(
-                GPIOOutputSpec(role: output.role, line: output.line, activeLow: output.activeLow, initial: false))
-        }
+        // GPIO (the three built-ins, then every sensor wired to a line, and the outputs) and the
+        // Modbus points, as signals; each one is a sensor of the engine's table.
+        let inputs: LiveInputs
         do {
-            try gpio.request(inputs: inputs, outputs: outputs)
+            inputs = try LiveInputs(config: config, gpio: gpio, log: log)
         } catch {
-            throw DaemonError.hardware("GPIO: \(error.description)")
+            switch error {
+            case .config(let text): throw DaemonError.config(text)
+            case .gpio(let gpioError): throw DaemonError.hardware("GPIO: \(gpioError.description)")
+            }
         }
-        self.inputSensor = inputSensor
+        self.inputs = inputs
+        var signalSensor: [Int] = []
+        for signal in inputs.signals {
+            guard let index = table.firstIndex(where: { $0.id == signal.id }) else {
+                throw DaemonError.config("signal \(signal.id) is not a sensor of the engine")
+            }
+            signalSensor.append(index)
+        }
+        self.signalSensor = signalSensor
+        var outputIndex: [String: Int] = [:]
+        for (index, output) in inputs.outputs.enumerated() { outputIndex[output.role] = index }
 
         // The outbox, and delivery when there is a center.
         let stateDirectory = config.stateDirectory
@@ -134,48 +124,16 @@ public final class Van: Sendable {
         } else {
             delivery = nil
         }
-
-        // Modbus: one bus thread each; every point that feeds a sensor.
-        var modbusSensors: [String: [(point: String, sensor: Int, kind: SensorKind)]] = [:]
-        for sensor in config.sensors {
-            guard case .modbus(let device, let point) = sensor.source,
-                let index = table.firstIndex(where: { $0.id == sensor.spec.id })
-            else { continue }
-            modbusSensors[device, default: []].append((point, index, sensor.spec.kind))
-        }
-        self.modbusSensors = modbusSensors
-        // Edges go from the reader's thread straight to the engine's queue: the input path never
-        // waits for the Swift concurrency pool.
-        let engineForInputs = engine
-        let faulty = GPIOFaults()
-        let sensorOfInput = inputSensor
-        reader = GPIOInputReader(backend: gpio) { event in
-            Van.hand(event, to: engineForInputs, inputSensor: sensorOfInput, faulty: faulty, log: log)
-        }
     }
 
-    /// One GPIO event for the engine: an edge as a reading (a line that had failed recovers with
-    /// it), a read failure as a fault of every GPIO sensor.
-    private static func hand(
-        _ event: GPIOInputEvent, to engine: EngineThread, inputSensor: [Int], faulty: GPIOFaults,
-        log: @Sendable (LogLevel, String) -> Void
-    ) {
-        switch event {
-        case .edge(let edge):
-            guard edge.input < inputSensor.count else { return }
-            let sensor = inputSensor[edge.input]
-            if faulty.remove(sensor) {
-                engine.submit(
-                    EngineInput(.fault(sensor: sensor, reason: nil), atNanoseconds: edge.timestampNanoseconds))
-            }
-            engine.submit(
-                EngineInput(.reading(sensor: sensor, .flag(edge.value)), atNanoseconds: edge.timestampNanoseconds))
-        case .failure(let error):
-            if case .closed = error { return }
-            log(.error, "GPIO: \(error.description)")
-            for sensor in Set(inputSensor) where faulty.insert(sensor) {
-                engine.submit(EngineInput(.fault(sensor: sensor, reason: "gpio read error")))
-            }
+    /// One change of a signal for the engine, from the thread that read it: the input path never
+    /// waits for the Swift concurrency pool.
+    private static func hand(_ change: LiveInputs.Change, to engine: EngineThread, signalSensor: [Int]) {
+        switch change {
+        case .reading(let signal, let reading, let at):
+            engine.submit(EngineInput(.reading(sensor: signalSensor[signal], reading), atNanoseconds: at))
+        case .fault(let signal, let reason, let at):
+            engine.submit(EngineInput(.fault(sensor: signalSensor[signal], reason: reason), atNanoseconds: at))
         }
     }
 
@@ -190,67 +148,24 @@ public final class Van: Sendable {
         engine.start(powerUp: true)
         // The lines' levels now, as readings. An ignition found off at start-up starts no trip
         // (a restart keeps the trip it had in its memory): only a change of ignition does.
-        if let levels = try? gpio.readInputs() {
-            for (input, level) in levels.enumerated() where input < inputSensor.count {
-                let sensor = inputSensor[input]
+        if let levels = try? inputs.gpioLevels() {
+            for (signal, level) in levels {
+                let sensor = signalSensor[signal]
                 if engine.machine.sensors[sensor].kind == .ignition && !level { continue }
                 if engine.machine.sensors[sensor].kind == .button { continue }
                 engine.submit(EngineInput(.reading(sensor: sensor, .flag(level))))
             }
         }
-        _ = reader.start()
-        for bus in startBuses() { bus.start() }
+        let engine = self.engine
+        let signalSensor = self.signalSensor
+        inputs.start { change in Van.hand(change, to: engine, signalSensor: signalSensor) }
         delivery?.start()
     }
-
-    private func startBuses() -> [ModbusBus] {
-        let engine = self.engine
-        let modbusSensors = self.modbusSensors
-        let log = self.log
-        let buses = config.buses.map { bus in
-            ModbusBus(bus) { [self] event in
-                switch event {
-                case .values(let device, let values, let at):
-                    for (point, sensor, kind) in modbusSensors[device] ?? [] {
-                        guard let value = values[point] else { continue }
-                        let reading: Reading
-                        switch kind {
-                        case .temperature, .co2: reading = .number(value)
-                        case .seat: reading = value == 0 || value == 1 ? .flag(value == 1) : .number(value)
-                        default: reading = .flag(value != 0)
-                        }
-                        // Only changes reach the engine: a PIR read as "on" four times a second is one pulse.
-                        let changed = self.lastModbus.withLock { last -> Bool in
-                            defer { last[sensor] = reading }
-                            return last[sensor] != reading
-                        }
-                        if changed { engine.submit(EngineInput(.reading(sensor: sensor, reading), atNanoseconds: at)) }
-                    }
-                case .fault(let device, let reason):
-                    log(.warning, "Modbus device \(device): fault (\(reason))")
-                    for (_, sensor, _) in modbusSensors[device] ?? [] {
-                        engine.submit(EngineInput(.fault(sensor: sensor, reason: "\(reason)")))
-                    }
-                case .recovered(let device):
-                    log(.notice, "Modbus device \(device): recovered")
-                    for (_, sensor, _) in modbusSensors[device] ?? [] {
-                        self.lastModbus.withLock { _ = $0.removeValue(forKey: sensor) }
-                        engine.submit(EngineInput(.fault(sensor: sensor, reason: nil)))
-                    }
-                }
-            }
-        }
-        runningBuses.withLock { $0 = buses }
-        return buses
-    }
-
-    private let runningBuses = Mutex<[ModbusBus]>([])
 
     /// Stops inputs first, then the engine (its last alerts are already in the outbox), delivery,
     /// and the outputs (silenced).
     public func stop() async {
-        reader.stop()
-        for bus in runningBuses.withLock({ $0 }) { _ = await bus.stop() }
+        await inputs.stop()
         engine.stop()
         delivery?.stop()
         sounder.stop()
@@ -259,7 +174,7 @@ public final class Van: Sendable {
     }
 
     /// Turns of the GPIO reading loop and of the engine loop: the watchdog is fed only while both move.
-    public var progress: (inputs: UInt64, engine: UInt64) { (reader.turns, engine.progress) }
+    public var progress: (inputs: UInt64, engine: UInt64) { (inputs.turns, engine.progress) }
 
     /// One line for STATUS= and the journal.
     public static func describe(_ machine: DetectionMachine) -> String {
@@ -278,15 +193,6 @@ public final class Van: Sendable {
         }
     }
 
-    static func bias(_ bias: LineBias) -> GPIOBias {
-        switch bias {
-        case .asIs: .asIs
-        case .disabled: .disabled
-        case .pullUp: .pullUp
-        case .pullDown: .pullDown
-        }
-    }
-
     static func journal(_ event: DeliveryEvent, log: @Sendable (LogLevel, String) -> Void) {
         switch event {
         case .delivered(let id, let seq, let type, let status, let attempts):
@@ -301,13 +207,6 @@ public final class Van: Sendable {
             log(.error, "outbox: \(problem)")
         }
     }
-}
-
-/// GPIO sensors marked faulty after a read error, until their next edge.
-final class GPIOFaults: Sendable {
-    private let sensors = Mutex<Set<Int>>([])
-    func insert(_ sensor: Int) -> Bool { sensors.withLock { $0.insert(sensor).inserted } }
-    func remove(_ sensor: Int) -> Bool { sensors.withLock { $0.remove(sensor) != nil } }
 }
 
 /// How loud a journal line is (sd-daemon's priorities).

@@ -10,7 +10,7 @@ struct Headcount: ParsableCommand {
         commandName: "headcount",
         abstract: "Keeps children from being left in school vans.",
         version: version,
-        subcommands: [Run.self, Replay.self, CheckConfig.self, Diagnose.self]
+        subcommands: [Run.self, Replay.self, CheckConfig.self, Diagnose.self, Watch.self, Record.self]
     )
 
     /// Like ArgumentParser's `main`, but a command line that cannot be used is bad input too:

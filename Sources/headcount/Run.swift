@@ -49,6 +49,7 @@ struct Run: ParsableCommand {
             FileHandle.standardError.write(Data("headcount: --speed must be between 1 and 1000\n".utf8))
             throw ExitCode(2)
         }
+        let trace = try simulate.map(simulationTrace)
         let simulated = van.profile.board == "simulator"
         let gpio: any GPIOBackend
         do {
@@ -135,8 +136,11 @@ struct Run: ParsableCommand {
         }
         watch.resume()
 
-        if let simulate, let simulator = gpio as? SimulatedGPIO {
-            try play(simulate, into: simulator, van: van, then: stop)
+        // The trace is played at the engine's speed; the daemon stops one second after its end
+        // (what is still queued stays in the outbox).
+        if let trace, let simulator = gpio as? SimulatedGPIO {
+            let end = play(trace, into: simulator, van: van, speed: speed)
+            DispatchQueue.global().asyncAfter(deadline: .now() + end + 1) { stop.signal() }
         }
         stop.wait()
         watch.cancel()
@@ -153,42 +157,5 @@ struct Run: ParsableCommand {
             // systemd (Restart=always) starts it again with the new config.
             throw ExitCode(0)
         }
-    }
-
-    /// Schedules the trace's GPIO signals into the simulator at the engine's speed, and signals
-    /// `stop` one second after the trace's end (what is still queued stays in the outbox).
-    private func play(
-        _ path: String, into simulator: SimulatedGPIO, van: VanConfig, then stop: DispatchSemaphore
-    ) throws {
-        let trace: Trace
-        do {
-            trace = try Trace.parse(try readInput(path), file: path)
-        } catch {
-            FileHandle.standardError.write(Data("headcount: \(error)\n".utf8))
-            throw ExitCode(2)
-        }
-        var roleOf: [String: String] = ["ignition": "ignition", "door": "door", "button": "button"]
-        for sensor in van.sensors { if case .gpio(let role) = sensor.source { roleOf[sensor.spec.id] = role } }
-        var skipped: Set<String> = []
-        for step in trace.steps {
-            guard case .reading(let index, let reading) = step.input else { continue }
-            let id = trace.sensors[index].id
-            guard let role = roleOf[id], let line = van.profile.input(role) else {
-                skipped.insert(id)
-                continue
-            }
-            let on: Bool
-            switch reading {
-            case .flag(let flag): on = flag
-            case .number(let value): on = value >= van.policy.childMinWeightKg
-            }
-            let offset = UInt64(step.t / speed * 1e9)
-            try? simulator.scheduleInput(role, high: line.activeLow ? !on : on, at: offset)
-        }
-        if !skipped.isEmpty {
-            Log.write(.info, "simulate: not GPIO lines here, left out: \(skipped.sorted().joined(separator: ", "))")
-        }
-        let end = trace.duration / speed
-        DispatchQueue.global().asyncAfter(deadline: .now() + end + 1) { stop.signal() }
     }
 }
