@@ -2,8 +2,11 @@
 SHELL := /bin/bash
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 RELEASE_BIN = .build/release/headcount
+# The Debian package's own build: the Swift runtime linked in (no toolchain on the van), bind-now.
+DEB_SCRATCH = .build-deb
+DEB_BUILD_FLAGS = -c release --product headcount --static-swift-stdlib -Xlinker -z -Xlinker now
 
-.PHONY: all setup build release test unit-test lint cli-test demo bench clean
+.PHONY: all setup build release test unit-test lint cli-test demo bench deb deb-test clean
 
 all: build
 
@@ -19,7 +22,8 @@ release: setup
 
 # Every test: warnings are errors, the formatter's lint, the Swift test suites, and the command
 # line, the daemon (scripts/daemon-e2e), diagnose (scripts/diagnose-test), and watch and record
-# (scripts/live-tools-e2e) end to end against the release binary.
+# (scripts/live-tools-e2e) end to end against the release binary; then the Debian package
+# (scripts/deb-test).
 test: setup lint
 	$(SWIFT) build --build-tests -Xswiftc -warnings-as-errors
 	$(SWIFT) test --skip-build
@@ -29,12 +33,29 @@ test: setup lint
 	scripts/daemon-e2e $(RELEASE_BIN)
 	scripts/diagnose-test $(RELEASE_BIN)
 	scripts/live-tools-e2e $(RELEASE_BIN)
+	$(MAKE) --no-print-directory deb-test
 
 lint: setup
 	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
 
 cli-test: release
 	scripts/cli-test $(RELEASE_BIN)
+
+# The Debian package, .build-deb/headcount_VERSION_ARCH.deb for this machine's architecture: the
+# binary, unit, udev rule, sysusers entry, example config (a conffile), profiles, man page and shell
+# completions. The man page comes from swift-argument-parser's generate-manual, run on the packaged
+# binary, so it always lists the commands that binary has. It is the tool behind the package's
+# `swift package plugin generate-manual`, built on its own: the plugin works offline but first
+# builds every product (the benchmarks too) in a configuration of its own, minutes more per run.
+deb: setup
+	$(SWIFT) build $(DEB_BUILD_FLAGS) --scratch-path $(DEB_SCRATCH)
+	$(SWIFT) build --package-path $(DEB_SCRATCH)/checkouts/swift-argument-parser \
+	    --scratch-path $(DEB_SCRATCH)/generate-manual --product generate-manual
+	scripts/build-deb $(DEB_SCRATCH)/release/headcount $(DEB_SCRATCH)/generate-manual/debug/generate-manual $(DEB_SCRATCH)
+
+# lintian, the package's contents, and (as root) dpkg -i, the installed commands, remove and purge.
+deb-test: deb
+	scripts/deb-test $(DEB_SCRATCH)/headcount_*.deb
 
 # The live van: `headcount run` on the simulator with the reference center and the Modbus cabin
 # thermometer, playing the bundled "child left asleep" trip at 40x, as one timeline in trip time.
@@ -59,4 +80,4 @@ bench: release
 	.build/release/headcount-live-bench --headcount $(RELEASE_BIN)
 
 clean:
-	rm -rf .build
+	rm -rf .build $(DEB_SCRATCH)

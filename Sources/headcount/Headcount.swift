@@ -9,6 +9,11 @@ struct Headcount: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "headcount",
         abstract: "Keeps children from being left in school vans.",
+        discussion: """
+            Exit status: 0 success (diagnose: nothing failed, warnings allowed); 1 hardware that \
+            cannot be opened, or a diagnose check that failed; 2 bad input: a command line, config, \
+            profile, device model or trace that cannot be used, with its file, line and field.
+            """,
         version: version,
         subcommands: [Run.self, Replay.self, CheckConfig.self, Diagnose.self, Watch.self, Record.self]
     )
