@@ -22,13 +22,17 @@ struct UplinkEndToEndTests {
         let receiver = try await TLSTestReceiver.start(pki: pki)
         defer { receiver.stop() }
         let database = pki.path("outbox.sqlite")
-        let count = 400
+        // Enough that 20 runs killed 10–60 ms in cannot queue them all, even when a loaded machine
+        // oversleeps the delay.
+        let count = 1000
         var generator = SystemRandomNumberGenerator()
         var kills = 0
         var finished = false
         let started = Date()
-        // At least 20 kills, then let a run finish; bounded in rounds and in time.
-        for round in 0..<80 where !finished && Date().timeIntervalSince(started) < 120 {
+        // At least 20 kills, then let a run finish; bounded in rounds and in time. A run that
+        // finishes before it is killed (a loaded machine oversleeps the delay) does not end the
+        // kill phase: the next run queues the same alerts again, which the center dedupes.
+        for round in 0..<80 where !(finished && kills >= 20) && Date().timeIntervalSince(started) < 150 {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: sender)
             process.arguments = [
@@ -36,7 +40,7 @@ struct UplinkEndToEndTests {
                 pki.caCertificate,
             ]
             try process.run()
-            if round < 25 {
+            if kills < 20 && round < 70 {
                 try await Task.sleep(for: .milliseconds(Int.random(in: 10...60, using: &generator)))
                 if process.isRunning {
                     kill(process.processIdentifier, SIGKILL)
