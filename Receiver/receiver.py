@@ -4,7 +4,8 @@
 HTTPS on 127.0.0.1 that REQUIRES a client certificate signed by the given CA, accepts
 `POST /alerts`, dedupes by the alert's `id` (200 the first time, 409 for a duplicate), records
 every alert it receives as JSON Lines, and can be told to misbehave (5xx, a given 4xx, slow
-answers, dropped connections, huge or trickling answers) for tests, the bench and the demo.
+answers, dropped connections, huge or trickling answers, answers that are not HTTP or are broken,
+redirects) for tests, the bench and the demo.
 
 Python 3 standard library only. See Receiver/README.md.
 """
@@ -27,7 +28,10 @@ ALERT_TYPES = {
     "sensor_fault", "sensor_recovered", "trip_closed", "heartbeat",
 }
 REQUIRED_FIELDS = ("id", "vehicle_id", "seq", "type", "occurred_at")
-MODES = ("ok", "status", "slow", "drop", "drop-after-store", "huge", "huge-length", "stall")
+MODES = ("ok", "status", "slow", "drop", "drop-after-store", "huge", "huge-length", "stall",
+         "garbage", "garbage-body", "bad-status-line", "huge-header", "header-drip", "redirect-http")
+# What `garbage` sends instead of an HTTP answer: binary, then text that is not a status line.
+GARBAGE = bytes([0x00, 0xFF, 0x16, 0x03, 0x03, 0x7F, 0x80, 0xC0]) + b"this is not HTTP\r\n\r\n" + bytes(range(256))
 MAX_REQUEST_BYTES = 1 << 20
 
 
@@ -45,9 +49,10 @@ def write_atomically(path, text):
 class Behaviour:
     """What the receiver does with the next alert POSTs: `mode`, for `times` more (None: always)."""
 
-    def __init__(self, mode="ok", status=503, delay_s=0.0, huge_bytes=1 << 20, times=None, retry_after=None):
+    def __init__(self, mode="ok", status=503, delay_s=0.0, huge_bytes=1 << 20, times=None, retry_after=None,
+                 status_line=None, location=None):
         self.mode, self.status, self.delay_s, self.huge_bytes, self.times = mode, status, delay_s, huge_bytes, times
-        self.retry_after = retry_after
+        self.retry_after, self.status_line, self.location = retry_after, status_line, location
 
     @classmethod
     def from_json(cls, data, base):
@@ -58,11 +63,13 @@ class Behaviour:
         if times is not None and (not isinstance(times, int) or times < 1):
             raise ValueError("times must be a positive integer or null")
         return cls(mode, int(data.get("status", base.status)), float(data.get("delay_s", base.delay_s)),
-                   int(data.get("huge_bytes", base.huge_bytes)), times, data.get("retry_after", base.retry_after))
+                   int(data.get("huge_bytes", base.huge_bytes)), times, data.get("retry_after", base.retry_after),
+                   data.get("status_line", base.status_line), data.get("location", base.location))
 
     def as_json(self):
         return {"mode": self.mode, "status": self.status, "delay_s": self.delay_s,
-                "huge_bytes": self.huge_bytes, "times": self.times, "retry_after": self.retry_after}
+                "huge_bytes": self.huge_bytes, "times": self.times, "retry_after": self.retry_after,
+                "status_line": self.status_line, "location": self.location}
 
 
 class Center:
@@ -104,7 +111,8 @@ class Center:
                 current.times -= 1
                 if current.times <= 0:
                     self.behaviour = Behaviour(status=current.status, delay_s=current.delay_s,
-                                               huge_bytes=current.huge_bytes, retry_after=current.retry_after)
+                                               huge_bytes=current.huge_bytes, retry_after=current.retry_after,
+                                               status_line=current.status_line, location=current.location)
             self.stats["faults_injected"] += 1
             self.write_stats_locked()
             return current
@@ -261,6 +269,12 @@ class AlertHandler(ControlHandler):
             answer_json(self, behaviour.status, {"error": f"injected fault: status {behaviour.status}"},
                         close=behaviour.status >= 500, retry_after=behaviour.retry_after)
             return
+        if mode == "garbage":
+            self.answer_raw(GARBAGE)
+            return
+        if mode == "redirect-http":
+            self.answer_redirect(behaviour)
+            return
         if mode == "slow":
             time.sleep(behaviour.delay_s)
         status, duplicate = center.store(alert, key, self.server.connection_id(), self.client_cn(), 200)
@@ -272,6 +286,20 @@ class AlertHandler(ControlHandler):
             return
         if mode == "stall":
             self.answer_trickling(behaviour.delay_s or 2.0)
+            return
+        if mode == "garbage-body":
+            self.answer_garbage_body(behaviour.huge_bytes)
+            return
+        if mode == "bad-status-line":
+            self.answer_raw((behaviour.status_line or "HTTP/1.1 2OO OK").encode("latin-1") + b"\r\n"
+                            + b"Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+            return
+        if mode == "huge-header":
+            self.answer_raw(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: "
+                            + b"x" * behaviour.huge_bytes + b"\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+            return
+        if mode == "header-drip":
+            self.answer_dripping_headers(behaviour.delay_s or 1.0)
             return
         answer_json(self, status, {"status": "duplicate" if duplicate else "accepted", "id": alert["id"]})
 
@@ -310,6 +338,49 @@ class AlertHandler(ControlHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+    def answer_raw(self, data):
+        """Sends `data` as it is, instead of an answer made by http.server, then closes."""
+        self.close_connection = True
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+        except OSError:
+            pass
+
+    def answer_redirect(self, behaviour):
+        """A 3xx (the given status if it is one, else 302) to plain http; nothing is stored."""
+        status = behaviour.status if 300 <= behaviour.status < 400 else 302
+        location = behaviour.location or f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        body = (json.dumps({"moved_to": location}) + "\n").encode()
+        self.send_response(status)
+        self.send_header("Location", location)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def answer_garbage_body(self, size):
+        """200 with the length announced, and random bytes for a body: neither JSON nor text."""
+        body = os.urandom(size)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def answer_dripping_headers(self, interval_s):
+        """The status line and headers one byte every `interval_s` (a slow drip before any body)."""
+        self.close_connection = True
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Drip: " + b"." * 64 \
+            + b"\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+        try:
+            for index in range(len(head)):
+                self.wfile.write(head[index:index + 1])
+                self.wfile.flush()
+                time.sleep(interval_s)
+        except OSError:
+            pass  # the client gave up, as it should
 
     def answer_huge(self, size, with_length):
         self.send_response(200)
@@ -453,9 +524,12 @@ def parse_arguments(argv):
     parser.add_argument("--mode", choices=MODES, default="ok", help="fault to inject on alert POSTs")
     parser.add_argument("--status", type=int, default=503, help="status answered in --mode status")
     parser.add_argument("--delay", type=float, default=0.0,
-                        help="seconds to wait in --mode slow; seconds between bytes in --mode stall")
-    parser.add_argument("--huge-bytes", type=int, default=1 << 20, help="answer size in --mode huge/huge-length")
+                        help="seconds to wait in --mode slow; seconds between bytes in --mode stall and header-drip")
+    parser.add_argument("--huge-bytes", type=int, default=1 << 20,
+                        help="answer size in --mode huge/huge-length/garbage-body; header line size in huge-header")
     parser.add_argument("--retry-after", type=int, help="send Retry-After: N with --mode status")
+    parser.add_argument("--status-line", help="the first line sent in --mode bad-status-line (default HTTP/1.1 2OO OK)")
+    parser.add_argument("--location", help="Location of --mode redirect-http (default http://127.0.0.1:PORT/alerts)")
     parser.add_argument("--times", type=int, help="inject the fault on this many POSTs only, then answer normally")
     parser.add_argument("--tls-max", choices=("1.2", "1.3"), default="1.3", help="highest TLS version offered")
     parser.add_argument("--handshake-timeout", type=float, default=10.0)
@@ -480,7 +554,8 @@ def main(argv=None):
     context.set_alpn_protocols(["http/1.1"])
 
     center = Center(args.record, args.stats_file,
-                    Behaviour(args.mode, args.status, args.delay, args.huge_bytes, args.times, args.retry_after))
+                    Behaviour(args.mode, args.status, args.delay, args.huge_bytes, args.times, args.retry_after,
+                              args.status_line, args.location))
     try:
         server = TLSReceiver(("127.0.0.1", args.port), context, center, args.handshake_timeout,
                              args.idle_timeout, args.verbose, args.control_over_tls)

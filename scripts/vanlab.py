@@ -368,9 +368,18 @@ class ModbusPeer:
         self.command(f"set {unit} 4 1 {round(celsius * 10) & 0xFFFF}")
 
     def kill(self) -> None:
-        """SIGKILL: the socat pair dies with it (the adapter is unplugged)."""
+        """SIGKILL: the socat pair dies with it (the adapter is unplugged), and its pty links go
+        too. A SIGKILLed socat leaves them dangling, and the kernel soon gives their pty numbers to
+        other programs: the daemon, reopening the path, would talk to someone else's pty."""
         self.child.kill()
         self._stderr.close()
+        for name in os.listdir(self.directory):
+            path = os.path.join(self.directory, name)
+            if os.path.islink(path):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
 
     def stop(self) -> None:
         if self.child.alive():

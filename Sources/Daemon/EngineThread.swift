@@ -153,16 +153,43 @@ public final class EngineThread: Sendable {
                 machine.handle(input.input, at: now, into: &actions)
                 apply(&actions, to: &timers, machine: machine, at: now)
             }
-            fireTimers(&machine, &timers, &actions, upTo: max(now, clock.now), inclusive: true, now: &now)
-            now = max(now, clock.now)
+            let caughtUp = fireTimersDueNow(&machine, &timers, &actions, now: &now)
             shared.withLock {
                 $0.machine = machine
                 $0.progress &+= 1
             }
+            // Inputs are waiting: they go first, without sleeping.
+            guard caughtUp else { continue }
             let wait = timers.nextDeadline().map { clock.realSeconds(until: $0) } ?? 1
             signal.wait(seconds: min(wait, 1))
         }
     }
+
+    /// Fires the timers due by the clock's now, in order, and returns true; but returns false, with
+    /// the rest left pending, as soon as an input is queued. An input in the queue happened before
+    /// the clock's now (it is stamped when it happens) and may be older than those timers: it
+    /// reached the queue while the engine was busy, most often in a commit waiting for the disk. It
+    /// is taken first, with the timers due before it, as replay would order them; otherwise a CHECK
+    /// pressed in time during a slow commit would count as late, after a check_missed alarm.
+    ///
+    /// `now` moves to the deadlines fired, not to the clock: the machine's time is that of the last
+    /// thing that happened to it. An input that comes late (its thread was held up) then still
+    /// goes at its own time if nothing happened since, so a press and its release handed on
+    /// together keep the time between them: squashed to the clock, the hold would last nothing.
+    private func fireTimersDueNow(
+        _ machine: inout DetectionMachine, _ timers: inout TimerTable, _ actions: inout [Action], now: inout Seconds
+    ) -> Bool {
+        let until = max(now, clock.now)
+        while !inputsWaiting {
+            guard let (timer, deadline) = timers.popDue(before: until, inclusive: true) else { return true }
+            now = max(now, deadline)
+            machine.timerFired(timer, at: now, into: &actions)
+            apply(&actions, to: &timers, machine: machine, at: now)
+        }
+        return false
+    }
+
+    private var inputsWaiting: Bool { shared.withLock { !$0.queue.isEmpty } }
 
     private func fireTimers(
         _ machine: inout DetectionMachine, _ timers: inout TimerTable, _ actions: inout [Action], upTo time: Seconds,

@@ -9,13 +9,15 @@ public enum GPIOInputEvent: Sendable, Hashable {
 }
 
 /// Reads a `GPIOBackend`'s input edges on a thread of its own (never the Swift concurrency pool:
-/// the wait blocks) and hands them to the rest of the program through `events`.
+/// the wait blocks) and hands them to the rest of the program through `events`, or to `onEvent`.
 ///
 /// The thread loops on `waitForEdges` with a short timeout (100 ms by default), so `stop()`
 /// returns within about one timeout. Edges are yielded exactly once, in the backend's order; the
-/// stream buffers without limit, since a van's inputs change a few times a second at most.
+/// stream buffers without limit, since a van's inputs change a few times a second at most and
+/// its reader keeps up.
 public final class GPIOInputReader: Sendable {
-    /// Every edge (and failure) read, in order; finishes after `stop()`.
+    /// Every edge (and failure) read, in order; finishes after `stop()`. Empty, and finished at
+    /// once, when the reader was made with `onEvent`.
     public let events: AsyncStream<GPIOInputEvent>
     private let continuation: AsyncStream<GPIOInputEvent>.Continuation
     private let backend: any GPIOBackend
@@ -31,8 +33,9 @@ public final class GPIOInputReader: Sendable {
         case stopped
     }
 
-    /// With `onEvent`, every event is also handed to it directly on the reader's thread: the
-    /// daemon's input path then never waits for the Swift concurrency pool.
+    /// With `onEvent`, every event is handed to it directly on the reader's thread instead (the
+    /// daemon's input path then never waits for the Swift concurrency pool), and `events` ends at
+    /// once: fed too, with nobody reading it, it would keep every edge of the van's life.
     public init(
         backend: any GPIOBackend, pollTimeoutNanoseconds: Int64 = 100_000_000,
         onEvent: (@Sendable (GPIOInputEvent) -> Void)? = nil
@@ -41,6 +44,7 @@ public final class GPIOInputReader: Sendable {
         self.backend = backend
         self.pollTimeoutNanoseconds = max(1_000_000, pollTimeoutNanoseconds)
         (events, continuation) = AsyncStream.makeStream(of: GPIOInputEvent.self, bufferingPolicy: .unbounded)
+        if onEvent != nil { continuation.finish() }
     }
 
     /// Starts the reading thread; does nothing if it was started before. Returns false if the

@@ -39,15 +39,22 @@ public final class SimulatedGPIO: GPIOBackend {
         var levels: [Bool] = []
         var outputValues: [Bool] = []
         var outputChanges: [OutputChange] = []
-        /// Level changes not yet due, kept sorted by (timestamp, sequence).
+        /// Level changes, sorted by (timestamp, sequence); those from `nextDue` on are not due yet.
+        /// Applied ones are skipped by index and dropped in bulk, and a change is placed by binary
+        /// search: a trace of tens of thousands of changes (a soak run) is scheduled in
+        /// milliseconds, and taking a due change does not move the rest under the lock.
         var scheduled: [LevelChange] = []
+        var nextDue = 0
         var sequence = 0
         /// Edges due and not yet returned by `waitForEdges`.
         var edges: [GPIOEdge] = []
 
+        /// The earliest change not yet due.
+        var nextPending: LevelChange? { nextDue < scheduled.count ? scheduled[nextDue] : nil }
+
         mutating func applyDue(at now: UInt64) {
-            while let first = scheduled.first, first.timestampNanoseconds <= now {
-                scheduled.removeFirst()
+            while let first = nextPending, first.timestampNanoseconds <= now {
+                nextDue += 1
                 guard levels[first.input] != first.high else { continue }
                 levels[first.input] = first.high
                 edges.append(
@@ -55,16 +62,28 @@ public final class SimulatedGPIO: GPIOBackend {
                         input: first.input, value: first.high != inputs[first.input].activeLow,
                         timestampNanoseconds: first.timestampNanoseconds))
             }
+            if nextDue >= 1024 && nextDue * 2 >= scheduled.count {
+                scheduled.removeFirst(nextDue)
+                nextDue = 0
+            }
         }
 
         mutating func insert(input: Int, high: Bool, at timestamp: UInt64) {
             sequence += 1
             let change = LevelChange(input: input, high: high, timestampNanoseconds: timestamp, sequence: sequence)
-            let position =
-                scheduled.firstIndex {
-                    ($0.timestampNanoseconds, $0.sequence) > (change.timestampNanoseconds, change.sequence)
-                } ?? scheduled.endIndex
-            scheduled.insert(change, at: position)
+            // After every pending change that is not later (ties keep the order they were set in).
+            var lower = nextDue
+            var upper = scheduled.count
+            while lower < upper {
+                let middle = (lower + upper) / 2
+                let other = scheduled[middle]
+                if (other.timestampNanoseconds, other.sequence) > (change.timestampNanoseconds, change.sequence) {
+                    upper = middle
+                } else {
+                    lower = middle + 1
+                }
+            }
+            scheduled.insert(change, at: lower)
         }
 
         func inputIndex(_ role: String) throws(GPIOError) -> Int {
@@ -137,7 +156,7 @@ public final class SimulatedGPIO: GPIOBackend {
                 return .done(edges)
             }
             if now >= deadline { return .done([]) }
-            let wake = min(deadline, state.scheduled.first?.timestampNanoseconds ?? deadline)
+            let wake = min(deadline, state.nextPending?.timestampNanoseconds ?? deadline)
             return .sleep(until: wake)
         }
     }

@@ -389,6 +389,15 @@ final class ModbusBusLoop {
                         return .failed(
                             .badData, detail: "point \(point.name) at address \(point.address) does not decode")
                     }
+                    // So is one outside the model's sane range: a broken or unplugged probe's
+                    // reading, which must not raise (or escalate) an alarm.
+                    if let range = point.saneRange, !range.contains(value) {
+                        return .failed(
+                            .outOfRange,
+                            detail:
+                                "point \(point.name) at address \(point.address) reads \(value), outside \(range.lowerBound)…\(range.upperBound)"
+                        )
+                    }
                     values[point.name] = value
                 }
             }

@@ -8,6 +8,10 @@ public enum ModbusFaultReason: Equatable, Hashable, Sendable, CustomStringConver
     /// Bytes that are not the answer asked for (wrong length or function, garbage), or a value
     /// that does not decode (a NaN float).
     case badData
+    /// A value outside the device model's sane `range` (a disconnected probe reading 0x7FFF as
+    /// 3276.7 °C, a load cell's 0xFFFF as 6553.5 kg): the device answers, but what it says is not a
+    /// reading, and it never reaches the engine.
+    case outOfRange
     /// An answer from another unit than the one asked.
     case wrongUnit
     /// The serial device is gone or cannot be opened (unplugged USB adapter, no such path).
@@ -31,6 +35,7 @@ public enum ModbusFaultReason: Equatable, Hashable, Sendable, CustomStringConver
         case .timeout: "timeout"
         case .crc: "crc"
         case .badData: "bad data"
+        case .outOfRange: "out of range"
         case .wrongUnit: "wrong unit"
         case .noDevice: "no device"
         case .noConnection: "no connection"

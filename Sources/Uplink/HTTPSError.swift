@@ -189,6 +189,8 @@ struct HTTPSFailure {
     var certificatePath: String
     var keyPath: String
     var maxResponseBytes: Int
+    /// The header callback saw at least one line of the answer (its status line).
+    var answerStarted = false
 
     /// TLS alerts a server sends about the client's certificate, as OpenSSL spells them in its errors
     /// ("...:tlsv13 alert certificate required", "...:sslv3 alert certificate expired").
@@ -238,8 +240,17 @@ struct HTTPSFailure {
             return .connectionDropped
         case CURLE_WEIRD_SERVER_REPLY:
             return .badAnswer
+        case CURLE_UNSUPPORTED_PROTOCOL where lowered.contains("http/0.9") || lowered.contains("response"):
+            // The URL was checked before anything was sent and redirects are never followed: at this
+            // point libcurl (7.88) uses this code for an answer that is not HTTP ("Received HTTP/0.9
+            // when not allowed", "Unsupported HTTP version in response", "Unsupported response code
+            // in HTTP response").
+            return .badAnswer
         case CURLE_UNSUPPORTED_PROTOCOL:
             return .unsupportedURL(url: "")
+        case CURLE_OUT_OF_MEMORY where answerStarted:
+            // libcurl refuses a header line of 100 KiB or more with this code, once the answer began.
+            return .badAnswer
         default:
             return .other
         }

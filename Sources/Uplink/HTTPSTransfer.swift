@@ -175,9 +175,12 @@ final class HTTPSSession {
             code: code, message: message, osErrno: long(CURLINFO_OS_ERRNO) ?? 0, answerCapped: transfer.capped,
             abortedBy: transfer.abortedBy, caFile: configuration.caFilePath,
             certificatePath: configuration.clientCertificatePath, keyPath: configuration.clientKeyPath,
-            maxResponseBytes: configuration.maxResponseBytes)
+            maxResponseBytes: configuration.maxResponseBytes, answerStarted: transfer.headerLines > 0)
         var kind = failure.kind
         if case .unsupportedURL = kind { kind = .unsupportedURL(url: configuration.url) }
+        if kind == .badAnswer, code == CURLE_OUT_OF_MEMORY {
+            message = "a header line of 100 KiB or more, which libcurl reports as \"\(message)\""
+        }
         return HTTPSError(kind, curlCode: Int(code.rawValue), curlMessage: message)
     }
 
@@ -252,6 +255,8 @@ final class HTTPSTransferState {
     private(set) var capped = false
     private(set) var retryAfterSeconds: Int?
     private(set) var abortedBy: HTTPSError.Kind?
+    /// Header lines received so far, status lines included.
+    private(set) var headerLines = 0
     private let limit: Int
     private let abortReason: () -> HTTPSError.Kind?
 
@@ -275,6 +280,7 @@ final class HTTPSTransferState {
     /// The header callback: one header line at a time, CRLF included.
     func header(_ data: UnsafeMutablePointer<CChar>?, _ length: Int) {
         guard let data, length > 0 else { return }
+        headerLines += 1
         let line = UnsafeRawBufferPointer(start: data, count: length)
         if line.starts(with: "HTTP/".utf8) {
             // A new response (after a 100 Continue, say): forget the previous one's headers.

@@ -103,7 +103,7 @@ struct DiagnosisTests {
 
     // MARK: Modbus
 
-    @Test("a device that answers: its values and round trip; out of its sane range: a failure naming the model")
+    @Test("a device that answers: its values and round trip; out of its sane range: a failure with what to check")
     func modbusValues() throws {
         let van = try Self.van()
         let good = Diagnosis.modbus(buses: van.buses, budgetSeconds: 5, driver: ScriptedModbus(registers: [235, 412]))
@@ -114,8 +114,8 @@ struct DiagnosisTests {
 
         let hot = Diagnosis.modbus(buses: van.buses, budgetSeconds: 5, driver: ScriptedModbus(registers: [2350, 412]))
         #expect(hot[0].result == .fail)
-        #expect(hot[0].detail.contains("temperature 235 °C is outside -20…80"))
-        #expect(hot[0].hint?.contains("is it really a xy-md02") == true)
+        #expect(hot[0].detail.contains("out of range — point temperature at address 1 reads 235.0, outside -20.0…80.0"))
+        #expect(hot[0].hint?.contains("a broken or unplugged probe, or the wrong model") == true)
     }
 
     @Test("no answer: a failure with the unit, the port and the wiring to check, within the budget")

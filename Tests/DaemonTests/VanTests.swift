@@ -112,7 +112,7 @@ struct VanTests {
         let again = SimulatedGPIO()
         let third = try Van(config: config, gpio: again, center: nil, options: options) { _, _ in }
         third.start()
-        #expect(eventually(2) { again.output("buzzer") == true })
+        #expect(eventually(budget(seconds: 2)) { again.output("buzzer") == true })
         await third.stop()
     }
 }

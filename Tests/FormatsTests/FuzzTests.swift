@@ -122,7 +122,7 @@ func checkPosition(line: Int, column: Int, message: String, in bytes: [UInt8]) {
 }
 
 @Suite struct FuzzTests {
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.budget(minutes: 2)))
     func jsonNeverCrashesAndRoundTrips() {
         var mutator = Mutator(
             rng: SplitMix64(seed: 0x5EED_0001 &+ fuzzSeedOffset), seeds: jsonSeeds.map { Array($0.utf8) })
@@ -148,7 +148,7 @@ func checkPosition(line: Int, column: Int, message: String, in bytes: [UInt8]) {
         #expect(parsed > 50 && failed > 50, "parsed \(parsed), failed \(failed)")
     }
 
-    @Test(.timeLimit(.minutes(2)))
+    @Test(.timeLimit(.budget(minutes: 2)))
     func tomlNeverCrashes() {
         var mutator = Mutator(
             rng: SplitMix64(seed: 0x5EED_0002 &+ fuzzSeedOffset), seeds: tomlSeeds.map { Array($0.utf8) })

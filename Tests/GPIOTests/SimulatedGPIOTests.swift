@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import Testing
 
 @testable import GPIO
@@ -48,6 +49,43 @@ private let ms: UInt64 = 1_000_000
         #expect(rest[2] == GPIOEdge(input: 1, value: true, timestampNanoseconds: start + 100 * ms))
         #expect(rest[3] == GPIOEdge(input: 0, value: false, timestampNanoseconds: start + 160 * ms))
         #expect(rest.map(\.timestampNanoseconds) == rest.map(\.timestampNanoseconds).sorted())
+    }
+
+    @Test func aWholeTraceScheduledAtOnceComesOutInTimestampOrderWithTiesAsSet() throws {
+        // `headcount run --simulate` schedules a whole trace before it starts: a soak run's is tens
+        // of thousands of changes. Here 20,000, door and button changing at the same instants (set
+        // door first), set in blocks out of time order; then 4,000 more after the first ones were
+        // taken. Every change is due by the time it is set.
+        let sim = try simulator(inputs: [
+            GPIOInputSpec(role: "door", line: "D"), GPIOInputSpec(role: "button", line: "B"),
+        ])
+        let start = sim.startNanoseconds
+        let micro: UInt64 = 1_000
+        // Change pair p: both lines at p µs; each line alternates, so every change is an edge.
+        func schedulePair(_ pair: Int) throws {
+            let high = pair % 2 == 0
+            try sim.scheduleInput("door", high: high, at: UInt64(pair) * micro)
+            try sim.scheduleInput("button", high: high, at: UInt64(pair) * micro)
+        }
+        func expected(_ pairs: Range<Int>) -> [GPIOEdge] {
+            pairs.flatMap { pair in
+                (0..<2).map { input in
+                    GPIOEdge(input: input, value: pair % 2 == 0, timestampNanoseconds: start + UInt64(pair) * micro)
+                }
+            }
+        }
+        for block in (0..<100).reversed() {
+            for pair in (block * 100)..<(block * 100 + 100) { try schedulePair(pair) }
+        }
+        let first = try collect(sim, count: 20_000, within: 10_000 * ms)
+        #expect(first.count == 20_000)
+        #expect(first == expected(0..<10_000))
+
+        // More after those were taken (the taken ones are dropped in bulk meanwhile).
+        for pair in (10_000..<12_000).reversed() { try schedulePair(pair) }
+        let rest = try collect(sim, count: 4_000, within: 10_000 * ms)
+        #expect(rest == expected(10_000..<12_000))
+        #expect(try sim.waitForEdges(timeoutNanoseconds: 0).isEmpty)
     }
 
     @Test func activeLowInputsStartInactiveAndReportLogicalValues() throws {
@@ -213,6 +251,28 @@ private func firstEvents(
         var extra = 0
         for await _ in reader.events { extra += 1 }
         #expect(extra == 0)
+        sim.close()
+    }
+
+    @Test func aReaderThatHandsEventsOnKeepsNoneForTheStream() async throws {
+        // The daemon hands every edge on directly and never reads `events`: fed as well, the stream
+        // kept every edge of the van's life (a 1,000-trip soak run saw the daemon's RSS grow).
+        let sim = SimulatedGPIO()
+        try sim.request(inputs: [GPIOInputSpec(role: "door", line: "D")], outputs: [])
+        let handed = Mutex<[GPIOEdge]>([])
+        let reader = GPIOInputReader(backend: sim, pollTimeoutNanoseconds: 10_000_000) { event in
+            if case .edge(let edge) = event { handed.withLock { $0.append(edge) } }
+        }
+        reader.start()
+        for step in 0..<200 {
+            try sim.scheduleInput("door", high: step % 2 == 0, at: UInt64(step) * 100_000)
+        }
+        for _ in 0..<500 where handed.withLock({ $0.count }) < 200 { usleep(10_000) }
+        reader.stop()
+        #expect(handed.withLock { $0.count } == 200)
+        var streamed = 0
+        for await _ in reader.events { streamed += 1 }
+        #expect(streamed == 0)
         sim.close()
     }
 

@@ -7,7 +7,7 @@ import Testing
 ///
 /// Serialized: the checks count polls against the clock, and two cores running several peers and
 /// buses at once would blur them.
-@Suite(.serialized, .timeLimit(.minutes(1)))
+@Suite(.serialized, .timeLimit(.budget(minutes: 1)))
 struct ModbusBusTests {
     static let allModels: [(unit: Int, model: String)] = [
         (1, "xy-md02"), (2, "di16"), (3, "loadcell4"), (4, "senseair-s8"),
@@ -95,8 +95,10 @@ struct ModbusBusTests {
         #expect(await log.wait(seconds: 3) { !log.faults("cabin").isEmpty })
         #expect(log.faults("cabin") == [.noDevice])
         let atFault = try #require(log.statsAtFirstFault("cabin"))
-        #expect(atFault.failures - before.failures == 3, "FAULT on the third failed poll: \(atFault)")
-        #expect(atFault.polls - before.polls <= 4, "at most one good poll in flight, then three failed")
+        // Counted in a row, not since `before`: on a loaded machine a poll may time out (and the
+        // next succeed) before the kill, or good polls run between the snapshot and the kill.
+        #expect(atFault.consecutiveFailures == 3, "FAULT on the third failed poll in a row: \(atFault)")
+        #expect(atFault.failures - before.failures >= 3)
         #expect(bus.stats().connected == false)
 
         try peer.start()

@@ -140,10 +140,10 @@ final class ModbusPeer {
         try? input?.close()
         let deadline = Date().addingTimeInterval(3)
         while process.isRunning, Date() < deadline { usleep(10_000) }
-        if process.isRunning {
-            Foundation.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        // Even after it has exited: only waitUntilExit() lets go of the run loop source that holds
+        // the Process (swift-corelibs-foundation), which otherwise leaks (LeakSanitizer).
+        process.waitUntilExit()
         self.process = nil
         input = nil
         outputHandle = nil
@@ -225,6 +225,13 @@ final class EventLog: Sendable {
             if case .values(device, let values, _) = event { return values }
         }
         return nil
+    }
+
+    /// Every set of values the device gave, in order.
+    func allValues(_ device: String) -> [[String: Double]] {
+        all.compactMap {
+            if case .values(device, let values, _) = $0 { values } else { nil }
+        }
     }
 
     func valueCount(_ device: String) -> Int {

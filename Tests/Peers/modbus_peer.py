@@ -26,6 +26,11 @@ Then reads commands on stdin, one a line, and answers each with "ok ..." or "err
     noise N              write N random bytes towards the client now
     as-unit UNIT OTHER   answers of UNIT go out addressed from OTHER (CRC made right; 0: stop)
     mute UNIT on|off     UNIT does not answer at all
+    truncate UNIT N      answers of UNIT lose their last N bytes: cut short, nothing follows (0: stop)
+    short UNIT on|off    read answers of UNIT carry one data byte less than asked for, with the byte
+                         count and the CRC made right (a well-formed frame of the wrong length)
+    exception UNIT CODE  answers of UNIT become Modbus exception CODE (4: device failure, 6: busy;
+                         CRC made right; 0: stop)
     set UNIT FN ADDR V,V...  set bits (FN 1, 2) or registers (FN 3, 4) of a unit
     stop | start         stop the pymodbus server (closes its port) or start it again
     quit
@@ -121,6 +126,9 @@ class Faults:
         self.garbage = False
         self.as_unit: dict[int, int] = {}
         self.muted: set[int] = set()
+        self.truncate: dict[int, int] = {}
+        self.short: set[int] = set()
+        self.exception: dict[int, int] = {}
 
     def delay_for(self, unit: int) -> int:
         return self.delay_ms.get(unit, self.delay_ms.get(0, 0))
@@ -240,6 +248,14 @@ class Proxy:
         unit = frame[0]
         if unit in faults.muted:
             return
+        if faults.exception.get(unit):
+            body = bytes([unit, frame[1] | 0x80, faults.exception[unit]])
+            frame = body + crc16(body)
+        elif unit in faults.short and frame[1] in (1, 2, 3, 4) and len(frame) > 5 and frame[2] > 0:
+            body = bytes([unit, frame[1], frame[2] - 1]) + frame[3:-3]
+            frame = body + crc16(body)
+        if faults.truncate.get(unit):
+            frame = frame[: max(0, len(frame) - faults.truncate[unit])]
         if faults.as_unit.get(unit):
             body = bytes([faults.as_unit[unit]]) + frame[1:-2]
             frame = body + crc16(body)
@@ -442,6 +458,18 @@ class Peer:
                 faults.muted.add(int(rest[0]))
             else:
                 faults.muted.discard(int(rest[0]))
+        elif name == "truncate":
+            self.need_proxy()
+            faults.truncate[int(rest[0])] = int(rest[1])
+        elif name == "short":
+            self.need_proxy()
+            if rest[1] == "on":
+                faults.short.add(int(rest[0]))
+            else:
+                faults.short.discard(int(rest[0]))
+        elif name == "exception":
+            self.need_proxy()
+            faults.exception[int(rest[0])] = int(rest[1])
         elif name == "set":
             unit, function, address = int(rest[0]), int(rest[1]), int(rest[2])
             values = [int(v, 0) for v in rest[3].split(",")]

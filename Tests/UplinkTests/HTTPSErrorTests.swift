@@ -70,6 +70,27 @@ struct HTTPSErrorTests {
         #expect(Self.failure(CURLE_COULDNT_RESOLVE_HOST) == .couldNotResolve)
     }
 
+    @Test func answersThatAreNotHTTPAreBadAnswersNotBadURLs() {
+        // libcurl 7.88 reports these with CURLE_UNSUPPORTED_PROTOCOL, the code of an unsupported URL.
+        for message in [
+            "Received HTTP/0.9 when not allowed", "Unsupported HTTP version in response",
+            "Unsupported HTTP version (9.9) in response", "Unsupported response code in HTTP response",
+        ] {
+            #expect(Self.failure(CURLE_UNSUPPORTED_PROTOCOL, message) == .badAnswer, "\(message)")
+        }
+        #expect(
+            Self.failure(CURLE_UNSUPPORTED_PROTOCOL, "Protocol \"http\" not supported or disabled in libcurl")
+                == .unsupportedURL(url: ""))
+        #expect(Self.failure(CURLE_WEIRD_SERVER_REPLY, "Header without colon") == .badAnswer)
+        // A header line of 100 KiB or more: "Out of memory", once the answer has begun.
+        let hugeHeader = HTTPSFailure(
+            code: CURLE_OUT_OF_MEMORY, message: "Out of memory", osErrno: 0, answerCapped: false, abortedBy: nil,
+            caFile: nil, certificatePath: "", keyPath: "", maxResponseBytes: 65536, answerStarted: true)
+        #expect(hugeHeader.kind == .badAnswer)
+        #expect(Self.failure(CURLE_OUT_OF_MEMORY, "Out of memory") == .other)
+        #expect(HTTPSError(.badAnswer).summary == "the server's answer is not HTTP")
+    }
+
     static func configuration(url: String = "https://center.example/alerts") -> HTTPSConfiguration {
         var configuration = HTTPSConfiguration(
             url: url, clientCertificatePath: "/nonexistent/van.crt", clientKeyPath: "/nonexistent/van.key",

@@ -102,7 +102,7 @@ struct OutboxCrashTests {
         return result
     }
 
-    @Test("every alert acknowledged before a SIGKILL is there after reopen", .timeLimit(.minutes(3)))
+    @Test("every alert acknowledged before a SIGKILL is there after reopen", .timeLimit(.budget(minutes: 3)))
     func killNine() throws {
         let executable = try #require(
             Self.writerPath(), "headcount-outbox-bench not found beside the tests; run `swift build` first")

@@ -5,7 +5,7 @@ import Testing
 
 /// SPEC.md's TLS cases, each against the reference receiver with a throw-away CA: wrong CA, wrong
 /// pin, no client certificate, expired certificate, a key file readable by others, plain http.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.budget(minutes: 1)))
 struct TLSRefusalTests {
     @Test func aCenterSignedByAnotherCAIsNotTrusted() async throws {
         let pki = try await TLSTestPKI.make()

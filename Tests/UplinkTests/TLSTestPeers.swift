@@ -202,12 +202,15 @@ final class TLSTestReceiver: @unchecked Sendable {
 
     func stop() { Self.stop(process) }
 
-    /// SIGTERM, then SIGKILL if it has not gone within 3 s.
+    /// SIGTERM, then SIGKILL if it has not gone within 3 s. Waits for it even when it has already
+    /// exited: only waitUntilExit() lets go of the run loop source that holds the Process
+    /// (swift-corelibs-foundation), which otherwise leaks (LeakSanitizer).
     private static func stop(_ process: Process) {
-        guard process.isRunning else { return }
-        process.terminate()
-        for _ in 0..<60 where process.isRunning { usleep(50_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if process.isRunning {
+            process.terminate()
+            for _ in 0..<60 where process.isRunning { usleep(50_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
         process.waitUntilExit()
     }
 
