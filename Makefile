@@ -48,7 +48,8 @@ cli-test: release
 # leaks inside XCTest and Foundation, explained there), and mutex-tsan.c, preloaded into the TSan
 # run, which shows TSan the contended path of Synchronization's Mutex (without it, every contended
 # lock reads as a race). The ASan build links with lld: gold warns once for each hidden symbol of
-# the ASan runtime. About 13 minutes from clean on 2 cores, 5 when nothing changed.
+# the ASan runtime. About 13 minutes from clean on 2 cores, 4 to 5 when nothing changed. Not in
+# `make test` (README, Sanitizers, says why).
 SANITIZE_CLANG ?= $(dir $(realpath $(SWIFT)))clang
 sanitize: setup
 	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan -Xswiftc -warnings-as-errors \
