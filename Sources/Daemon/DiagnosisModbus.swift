@@ -163,5 +163,5 @@ extension Diagnosis {
     }
 
     /// CLOCK_MONOTONIC in seconds, for the checks' deadlines.
-    static func now() -> Double { Double(ModbusBus.monotonicNanoseconds()) / 1e9 }
+    public static func now() -> Double { Double(ModbusBus.monotonicNanoseconds()) / 1e9 }
 }

@@ -21,11 +21,7 @@ struct Diagnose: ParsableCommand {
             """
     )
 
-    @Option(help: "The van's config.")
-    var config: String = "/etc/headcount/headcount.toml"
-
-    @Option(help: "Look for profiles and device models here first.")
-    var profiles: String?
+    @OptionGroup var files: VanConfigOptions
 
     @Flag(help: "Print one JSON object instead of the table.")
     var json = false
@@ -34,15 +30,9 @@ struct Diagnose: ParsableCommand {
     var actuate = false
 
     func run() throws {
-        let started = Self.monotonicSeconds()
-        let directories = (profiles.map { [$0] } ?? []) + VanConfig.Catalog.standardDirectories
-        let van: VanConfig
-        do {
-            van = try VanConfig.load(path: config, directories: directories)
-        } catch {
-            FileHandle.standardError.write(Data("headcount: \(error.description)\n".utf8))
-            throw ExitCode(2)
-        }
+        let started = Diagnosis.now()
+        let van = try files.load()
+        let config = files.config
         var report = DiagnosisReport(
             vehicleID: van.vehicleId, board: van.profile.board, startedAt: WallClockTime.now().rfc3339)
         let devices = van.buses.map(\.devices.count).reduce(0, +)
@@ -136,15 +126,9 @@ struct Diagnose: ParsableCommand {
         }
         report.checks += Diagnosis.outbox(stateDirectory: van.stateDirectory)
         report.checks += Diagnosis.clock(centerTime: done.centerTime)
-        report.seconds = Self.monotonicSeconds() - started
+        report.seconds = Diagnosis.now() - started
 
         print(json ? report.json : report.table)
         if report.exitStatus != 0 { throw ExitCode(report.exitStatus) }
-    }
-
-    static func monotonicSeconds() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 }

@@ -52,16 +52,14 @@ final class LiveSession: Sendable {
     /// Loads the config (exit status 2 when it cannot be used), opens the lines as `consumer`
     /// (exit status 1 when they cannot be had, with the reason) and starts the simulation.
     init(
-        config: String, profiles: String?, speed: Double, simulate: String?, consumer: String,
+        files: VanConfigOptions, simulation: SimulationOptions, consumer: String,
         log: @escaping @Sendable (LogLevel, String) -> Void
     ) throws {
-        let directories = (profiles.map { [$0] } ?? []) + VanConfig.Catalog.standardDirectories
-        do {
-            van = try VanConfig.load(path: config, directories: directories)
-        } catch {
-            throw refuse(error.description, status: 2)
-        }
-        guard speed >= 1, speed <= 1000 else { throw refuse("--speed must be between 1 and 1000", status: 2) }
+        van = try files.load()
+        try simulation.checkSpeed()
+        let config = files.config
+        let speed = simulation.speed
+        let simulate = simulation.simulate
         let simulated = van.profile.board == "simulator"
         if simulate != nil && !simulated {
             throw refuse(

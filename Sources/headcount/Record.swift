@@ -19,11 +19,7 @@ struct Record: ParsableCommand {
             """
     )
 
-    @Option(help: "The van's config.")
-    var config: String = "/etc/headcount/headcount.toml"
-
-    @Option(help: "Look for profiles and device models here first.")
-    var profiles: String?
+    @OptionGroup var files: VanConfigOptions
 
     @Option(help: "Stop after this many seconds (default: until Ctrl-C or SIGTERM).")
     var duration: Double?
@@ -31,14 +27,7 @@ struct Record: ParsableCommand {
     @Option(name: .shortAndLong, help: "Write the trace here instead of standard output.")
     var output: String?
 
-    @Option(help: .hidden)
-    var speed: Double = 1
-
-    @Option(
-        help: ArgumentHelp(
-            "Simulator profile only: play this trace's GPIO signals into the simulated lines, and stop at its end.",
-            visibility: .hidden))
-    var simulate: String?
+    @OptionGroup var simulation: SimulationOptions
 
     func validate() throws {
         if let duration, !(duration > 0 && duration <= 7 * 86400) {
@@ -61,8 +50,8 @@ struct Record: ParsableCommand {
         }
         defer { if descriptor != STDOUT_FILENO { Glibc.close(descriptor) } }
         let session = try LiveSession(
-            config: config, profiles: profiles, speed: speed, simulate: simulate, consumer: "headcount-record",
-            log: Log.write)
+            files: files, simulation: simulation, consumer: "headcount-record", log: Log.write)
+        let speed = session.speed
         let writeFailed = Atomic<Int32>(0)
         let recorder = TraceRecorder(
             signals: session.inputs.signals.map(\.id), originNanoseconds: session.origin, speed: speed

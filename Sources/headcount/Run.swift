@@ -20,36 +20,18 @@ struct Run: ParsableCommand {
             """
     )
 
-    @Option(help: "The van's config.")
-    var config: String = "/etc/headcount/headcount.toml"
+    @OptionGroup var files: VanConfigOptions
 
-    @Option(help: "Look for profiles and device models here first.")
-    var profiles: String?
-
-    @Option(help: .hidden)
-    var speed: Double = 1
-
-    @Option(
-        help: ArgumentHelp(
-            "Simulator profile only: play this trace's GPIO signals into the simulated lines, then stop.",
-            visibility: .hidden))
-    var simulate: String?
+    @OptionGroup var simulation: SimulationOptions
 
     func run() throws {
         let notifier = SystemdNotifier.fromProcessEnvironment()
-        let directories = (profiles.map { [$0] } ?? []) + VanConfig.Catalog.standardDirectories
-        let van: VanConfig
-        do {
-            van = try VanConfig.load(path: config, directories: directories)
-        } catch {
-            FileHandle.standardError.write(Data("headcount: \(error.description)\n".utf8))
-            throw ExitCode(2)
-        }
-        guard speed >= 1, speed <= 1000 else {
-            FileHandle.standardError.write(Data("headcount: --speed must be between 1 and 1000\n".utf8))
-            throw ExitCode(2)
-        }
-        let trace = try simulate.map(simulationTrace)
+        let van = try files.load()
+        try simulation.checkSpeed()
+        let config = files.config
+        let directories = files.directories
+        let speed = simulation.speed
+        let trace = try simulation.simulate.map(simulationTrace)
         let simulated = van.profile.board == "simulator"
         let gpio: any GPIOBackend
         do {

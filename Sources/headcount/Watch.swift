@@ -19,23 +19,12 @@ struct Watch: ParsableCommand {
             """
     )
 
-    @Option(help: "The van's config.")
-    var config: String = "/etc/headcount/headcount.toml"
-
-    @Option(help: "Look for profiles and device models here first.")
-    var profiles: String?
+    @OptionGroup var files: VanConfigOptions
 
     @Flag(help: "One line per change, even on a terminal.")
     var plain = false
 
-    @Option(help: .hidden)
-    var speed: Double = 1
-
-    @Option(
-        help: ArgumentHelp(
-            "Simulator profile only: play this trace's GPIO signals into the simulated lines, then stop.",
-            visibility: .hidden))
-    var simulate: String?
+    @OptionGroup var simulation: SimulationOptions
 
     func run() throws {
         let full = !plain && isatty(STDOUT_FILENO) == 1
@@ -44,7 +33,7 @@ struct Watch: ParsableCommand {
         var log: @Sendable (LogLevel, String) -> Void = Log.write
         if full { log = { _, message in view.lastMessage.withLock { $0 = message } } }
         let session = try LiveSession(
-            config: config, profiles: profiles, speed: speed, simulate: simulate, consumer: "headcount-watch", log: log)
+            files: files, simulation: simulation, consumer: "headcount-watch", log: log)
         let van = session.van
         var board = WatchBoard(
             title: "headcount watch — vehicle \(van.vehicleId), board \(van.profile.board) "
