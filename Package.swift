@@ -57,11 +57,14 @@ let package = Package(
         // simulated GPIO, startup to READY=1, and the idle daemon's RSS and CPU with Modbus at 4 Hz.
         .executableTarget(
             name: "headcount-live-bench", dependencies: ["Daemon", "Detection", "GPIO", "Hardware", "Uplink"]),
+        // What the test targets share: the time budgets that grow under a sanitizer.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HardwareTests", dependencies: ["Hardware", "Detection", "Formats"]),
-        .testTarget(name: "ModbusTests", dependencies: ["Hardware", "Detection"]),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Detection", "Hardware", "GPIO", "Uplink"]),
-        .testTarget(name: "UplinkTests", dependencies: ["Uplink", "CSQLite", "Detection", "Formats"]),
-        .testTarget(name: "FormatsTests", dependencies: ["Formats"]),
+        .testTarget(name: "ModbusTests", dependencies: ["Hardware", "Detection", "TestSupport"]),
+        .testTarget(
+            name: "DaemonTests", dependencies: ["Daemon", "Detection", "Hardware", "GPIO", "Uplink", "TestSupport"]),
+        .testTarget(name: "UplinkTests", dependencies: ["Uplink", "CSQLite", "Detection", "Formats", "TestSupport"]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Formats"]),
         .testTarget(name: "GPIOTests", dependencies: ["GPIO"]),
     ]

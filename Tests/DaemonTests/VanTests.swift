@@ -3,6 +3,7 @@ import Detection
 import Foundation
 import GPIO
 import Hardware
+import TestSupport
 import Testing
 import Uplink
 

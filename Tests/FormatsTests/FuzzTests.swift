@@ -1,5 +1,6 @@
 import Formats
 import Foundation
+import TestSupport
 import Testing
 
 /// Inputs per fuzz test; raise it for a longer soak, e.g. `FORMATS_FUZZ_ITERATIONS=1000000 swift test`.

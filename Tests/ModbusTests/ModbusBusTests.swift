@@ -1,5 +1,6 @@
 import Foundation
 import Hardware
+import TestSupport
 import Testing
 
 /// ModbusBus against the real peer: pymodbus on socat ptys (RTU) and on 127.0.0.1 (TCP), with line

@@ -1,6 +1,7 @@
 import Detection
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import Uplink

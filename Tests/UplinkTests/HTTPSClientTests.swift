@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Uplink
@@ -146,7 +147,9 @@ struct HTTPSClientTests {
     @Test func aSlowAnswerTimesOut() async throws {
         let pki = try await TLSTestPKI.make()
         defer { pki.remove() }
-        let receiver = try await TLSTestReceiver.start(pki: pki, arguments: ["--mode", "slow", "--delay", "10"])
+        // Under a sanitizer the answer's delay and the bound below grow together: still well apart.
+        let delay = String(Int(budget(seconds: 10)))
+        let receiver = try await TLSTestReceiver.start(pki: pki, arguments: ["--mode", "slow", "--delay", delay])
         let client = try HTTPSClient(Self.configuration(pki, receiver.url, totalTimeout: .seconds(1)))
         let alert = testAlert()
         let start = ContinuousClock.now
@@ -157,7 +160,7 @@ struct HTTPSClientTests {
 
         #expect(error?.kind == .timedOut)
         #expect(error?.description.hasPrefix("timed out (curl: Operation timed out after") == true)
-        #expect(ContinuousClock.now - start < .seconds(6))
+        #expect(ContinuousClock.now - start < .seconds(budget(seconds: 6)))
     }
 
     @Test func aStalledLinkIsAborted() async throws {
@@ -211,21 +214,24 @@ struct HTTPSClientTests {
     @Test func cancellingTheTaskAbortsTheTransfer() async throws {
         let pki = try await TLSTestPKI.make()
         defer { pki.remove() }
-        let receiver = try await TLSTestReceiver.start(pki: pki, arguments: ["--mode", "slow", "--delay", "20"])
-        let client = try HTTPSClient(Self.configuration(pki, receiver.url, totalTimeout: .seconds(40)))
+        // Under a sanitizer the answer's delay, the timeout and the bound below grow together.
+        let delay = String(Int(budget(seconds: 20)))
+        let receiver = try await TLSTestReceiver.start(pki: pki, arguments: ["--mode", "slow", "--delay", delay])
+        let client = try HTTPSClient(
+            Self.configuration(pki, receiver.url, totalTimeout: .seconds(budget(seconds: 40))))
         let alert = testAlert()
 
         let task = Task { try await client.post(body: alert.body, idempotencyKey: alert.id) }
         await receiver.waitFor("requests", atLeast: 1)
         // Timed from the cancel, not from the start: reaching the receiver takes longer on a loaded
-        // machine or under a sanitizer, and the answer it holds back is still 20 s away.
+        // machine or under a sanitizer, and the answer it holds back is still further away.
         let cancelled = ContinuousClock.now
         task.cancel()
         let result = await task.result
 
         let error = #expect(throws: HTTPSError.self) { try result.get() }
         #expect(error?.kind == .cancelled)
-        #expect(ContinuousClock.now - cancelled < .seconds(10))
+        #expect(ContinuousClock.now - cancelled < .seconds(budget(seconds: 10)))
     }
 
     @Test func afterShutdownPostsFail() async throws {

@@ -1,4 +1,5 @@
 import Detection
+import TestSupport
 import Testing
 import Uplink
 

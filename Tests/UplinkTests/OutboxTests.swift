@@ -1,5 +1,6 @@
 import CSQLite
 import Detection
+import TestSupport
 import Testing
 import Uplink
 

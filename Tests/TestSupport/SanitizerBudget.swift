@@ -1,3 +1,4 @@
+/// Helpers the test targets share (a library target, not a test target: nothing of it runs alone).
 import Testing
 
 #if canImport(Glibc)
@@ -6,21 +7,19 @@ import Testing
     import Darwin
 #endif
 
-// The same file in each test target that needs it (the targets share no support module).
-
 /// Whether this test binary was built with `--sanitize=address` or `--sanitize=thread` (`make
 /// sanitize`): the sanitizer's runtime is linked in and exports its entry point.
-let underSanitizer = dlsym(nil, "__asan_init") != nil || dlsym(nil, "__tsan_init") != nil
+public let underSanitizer = dlsym(nil, "__asan_init") != nil || dlsym(nil, "__tsan_init") != nil
 
 /// How many times longer a wait may take under a sanitizer, which checks every memory access (ASan
 /// about 2–3× slower, TSan 5–15×) while the whole suite shares the machine's cores.
-let sanitizerSlowdown = underSanitizer ? 5 : 1
+public let sanitizerSlowdown = underSanitizer ? 5 : 1
 
 /// A wait's bound in seconds: `seconds`, or `sanitizerSlowdown` times that. Still a bound.
-func budget(seconds: Double) -> Double { seconds * Double(sanitizerSlowdown) }
+public func budget(seconds: Double) -> Double { seconds * Double(sanitizerSlowdown) }
 
 extension TimeLimitTrait.Duration {
     /// A test's time limit: `minutes`, or `sanitizerSlowdown` times that. A test that hangs still
     /// fails, later.
-    static func budget(minutes: Int) -> Self { .minutes(minutes * sanitizerSlowdown) }
+    public static func budget(minutes: Int) -> Self { .minutes(minutes * sanitizerSlowdown) }
 }
