@@ -33,13 +33,18 @@ public final class Sounder: Sendable {
         var pattern: SoundPattern = .silent
         var since: Double = 0
         var chirpUntil: Double = 0
-        var written: [Int: Bool] = [:]
         var stopping = false
     }
 
     private let backend: any GPIOBackend
     private let outputs: Outputs
     private let state = Mutex(State())
+    /// The value last written to each output, by index. Its lock is held from reading the pattern
+    /// to the last write: the engine's thread (a new pattern) and the sounder's (the beat) both
+    /// step, and a step that read the old pattern must not write after one that read the new.
+    /// Interleaved, the stale write landed last while this said the new value was written, so a
+    /// level 1 alarm stayed silent for as long as its buzzer stayed on.
+    private let written = Mutex<[Int: Bool]>([:])
     private let signal = WakeSignal()
     private let thread = Mutex<pthread_t?>(nil)
     private let onWriteFailure: @Sendable (String) -> Void
@@ -84,7 +89,9 @@ public final class Sounder: Sendable {
             return handle
         }
         if let handle { pthread_join(handle, nil) }
-        write(buzzer: false, horn: false, hazard: false, led: false)
+        written.withLock { written in
+            write(buzzer: false, horn: false, hazard: false, led: false, written: &written)
+        }
     }
 
     /// Switches to `pattern`. The self-test chirp plays over whatever pattern follows it.
@@ -98,22 +105,28 @@ public final class Sounder: Sendable {
                 state.since = now
             }
         }
-        step(at: now)
+        step()
         signal.notify()
     }
 
     private func run() {
         while !state.withLock({ $0.stopping }) {
-            let next = step(at: Sounder.now())
+            let next = step()
             signal.wait(seconds: next)
         }
     }
 
     /// Writes what the outputs should be now; returns the seconds until they next change.
     @discardableResult
-    private func step(at now: Double) -> Double {
-        let (pattern, since, chirpUntil) = state.withLock { ($0.pattern, $0.since, $0.chirpUntil) }
-        let elapsed = now - since
+    private func step() -> Double {
+        written.withLock { written in
+            let now = Sounder.now()
+            let (pattern, since, chirpUntil) = state.withLock { ($0.pattern, $0.since, $0.chirpUntil) }
+            return step(pattern: pattern, elapsed: now - since, chirp: chirpUntil - now, written: &written)
+        }
+    }
+
+    private func step(pattern: SoundPattern, elapsed: Double, chirp: Double, written: inout [Int: Bool]) -> Double {
         var buzzer = false
         var horn = false
         var hazard = false
@@ -136,27 +149,25 @@ public final class Sounder: Sendable {
             horn = phase < 1
             next = horn ? 1 - phase : 2 - phase
         }
-        if now < chirpUntil {
+        if chirp > 0 {
             buzzer = true
-            next = min(next, chirpUntil - now)
+            next = min(next, chirp)
         }
-        write(buzzer: buzzer, horn: horn, hazard: hazard, led: true)
+        write(buzzer: buzzer, horn: horn, hazard: hazard, led: true, written: &written)
         return max(next, 0.005)
     }
 
-    private func write(buzzer: Bool, horn: Bool, hazard: Bool, led: Bool) {
+    private func write(buzzer: Bool, horn: Bool, hazard: Bool, led: Bool, written: inout [Int: Bool]) {
         for (index, value) in [
             (outputs.buzzer, buzzer), (outputs.horn, horn), (outputs.hazard, hazard), (outputs.statusLED, led),
         ] {
-            guard let index else { continue }
-            let changed = state.withLock { state -> Bool in
-                defer { state.written[index] = value }
-                return state.written[index] != value
-            }
-            guard changed else { continue }
+            guard let index, written[index] != value else { continue }
+            written[index] = value
             do {
                 try backend.setOutput(index, to: value)
             } catch {
+                // Not written: the next step tries again (at least once a second while it sounds).
+                written[index] = nil
                 onWriteFailure(error.description)
             }
         }
