@@ -19,6 +19,8 @@ public struct ModbusDeviceStats: Equatable, Sendable {
     public var polls = 0
     /// Polls that failed.
     public var failures = 0
+    /// Polls that failed for want of a whole answer in time (each flushes the line).
+    public var timeouts = 0
     public var consecutiveFailures = 0
     /// The last good poll, from its first request to its last answer, in microseconds.
     public var lastRoundTripMicroseconds: Int?
@@ -336,6 +338,7 @@ final class ModbusBusLoop {
         shared.stats.withLock { stats in
             stats.devices[name, default: ModbusDeviceStats()].polls += 1
             stats.devices[name]?.failures += 1
+            if reason == .timeout { stats.devices[name]?.timeouts += 1 }
             stats.devices[name]?.consecutiveFailures = health.consecutiveFailures
             stats.devices[name]?.lastFailure = reason
             stats.devices[name]?.lastFailureDetail = detail

@@ -37,6 +37,18 @@ struct ModbusBusTests {
         DeviceConfig(name, model: try Repository.model(model), unit: unit, periodMs: periodMs, timeoutMs: timeoutMs)
     }
 
+    /// No flush beyond the one after opening but the two each timeout makes (at once, and before
+    /// the next request): the failures under test leave the line clean. A machine loaded enough
+    /// (a sanitizer's run) can make the peer's answers late; those timeouts flush, rightly.
+    static func expectCleanLine(
+        _ stats: ModbusBusStats, _ comment: Comment, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        let timeouts = stats.devices.values.reduce(0) { $0 + $1.timeouts }
+        #expect(
+            stats.flushes <= 1 + 2 * timeouts, "\(comment): \(stats.flushes) flushes, \(timeouts) timeouts",
+            sourceLocation: sourceLocation)
+    }
+
     static func everyModel() throws -> [DeviceConfig] {
         [
             try device("cabin", "xy-md02", unit: 1),
@@ -239,7 +251,7 @@ struct ModbusBusTests {
         #expect(await log.wait(seconds: 3) { !log.faults("weights").isEmpty })
         #expect(log.faults("weights") == [.badData])
         #expect(bus.stats().devices["weights"]?.lastFailureDetail == "point kgf1 at address 16 does not decode")
-        #expect(bus.stats().flushes == 1, "only the flush after opening: the line is fine")
+        Self.expectCleanLine(bus.stats(), "a value that does not decode leaves the line clean")
         try peer.send("set 3 3 16 0,0")
         #expect(await log.wait(seconds: 3) { log.recoveries("weights") == 1 })
         #expect(await bus.stop())
@@ -263,7 +275,7 @@ struct ModbusBusTests {
         #expect(await log.wait(seconds: 3) { !log.faults("cabin").isEmpty })
         #expect(await bus.stop())
         #expect(log.faults("cabin") == [.illegalAddress])
-        #expect(bus.stats().flushes == 1, "an exception answer leaves the line clean")
+        Self.expectCleanLine(bus.stats(), "an exception answer leaves the line clean")
     }
 
     @Test func aFailingDeviceNeverStallsTheOthers() async throws {
