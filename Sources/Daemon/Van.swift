@@ -77,11 +77,20 @@ public final class Van: Sendable {
 
         // The machine: resumed from its memory when there is one.
         var machine = DetectionMachine(sensors: sensors, policy: config.policy)
-        if let text = try? outbox.savedState(), let saved = SavedMemory.decode(text) {
-            machine = DetectionMachine(
-                sensors: sensors, policy: config.policy, resuming: saved.memory, writtenAt: saved.engineTime,
-                now: 0, elapsed: saved.elapsed * options.speed)
-            log(.notice, "resumed: \(Van.describe(machine)) (written \(Int(saved.elapsed)) s ago)")
+        do {
+            if let text = try outbox.savedState() {
+                if let saved = SavedMemory.decode(text) {
+                    machine = DetectionMachine(
+                        sensors: sensors, policy: config.policy, resuming: saved.memory, writtenAt: saved.engineTime,
+                        now: 0, elapsed: saved.elapsed * options.speed)
+                    log(.notice, "resumed: \(Van.describe(machine)) (written \(Int(saved.elapsed)) s ago)")
+                } else {
+                    // A trip in progress (a sounding alarm) may be lost: say so where it is seen.
+                    log(.error, "saved detection state unreadable (\(text.utf8.count) bytes): starting parked")
+                }
+            }
+        } catch {
+            log(.error, "saved detection state not read: \(error.description): starting parked")
         }
 
         let sounder = Sounder(

@@ -3,6 +3,7 @@ import Detection
 import Foundation
 import GPIO
 import Hardware
+import Synchronization
 import TestSupport
 import Testing
 import Uplink
@@ -115,6 +116,26 @@ struct VanTests {
         third.start()
         #expect(eventually(budget(seconds: 2)) { again.output("buzzer") == true })
         await third.stop()
+    }
+
+    @Test("a saved state it cannot read is said in the journal, and the van starts parked")
+    func unreadableState() async throws {
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("headcount-van-\(UUID().uuidString)")
+            .path
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let config = try Self.config(state: state)
+        do {
+            let van = try Van(config: config, gpio: SimulatedGPIO(), center: nil, options: Van.Options()) { _, _ in }
+            _ = try van.outbox.enqueue([], savingState: "{\"engine_time\": 12}\nnot a memory")
+            await van.stop()
+        }
+        let lines = Mutex<[String]>([])
+        let van = try Van(config: config, gpio: SimulatedGPIO(), center: nil, options: Van.Options()) { level, line in
+            if level == .error { lines.withLock { $0.append(line) } }
+        }
+        #expect(lines.withLock { $0 } == ["saved detection state unreadable (32 bytes): starting parked"])
+        #expect(van.engine.machine.state == .parked)
+        await van.stop()
     }
 }
 
