@@ -110,6 +110,21 @@ extension Diagnosis {
         }
     }
 
+    /// Where the config differs from how the model's devices leave the factory (its `[defaults]`):
+    /// a device fitted new answers there until someone sets it up.
+    static func factorySettings(_ device: DeviceConfig, _ bus: BusConfig) -> String {
+        guard case .rtu(_, let baud, let parity, _, _, _) = bus.transport else { return "" }
+        let model = device.model
+        var differences: [String] = []
+        if let factory = model.defaultUnit, factory != device.unit { differences.append("as unit \(factory)") }
+        if let factory = model.defaultBaud, factory != baud { differences.append("at \(factory) baud") }
+        if let factory = model.defaultParity, factory != parity {
+            differences.append(factory == "none" ? "without parity" : "with \(factory) parity")
+        }
+        guard !differences.isEmpty else { return "" }
+        return "; a new \(model.model) answers " + differences.joined(separator: ", ") + " until it is set up"
+    }
+
     /// What a technician should look at for each way a device fails.
     public static func hint(for reason: ModbusFaultReason, detail: String, device: DeviceConfig, bus: BusConfig)
         -> String
@@ -124,10 +139,10 @@ extension Diagnosis {
             }
             return "no answer from unit \(unit) on \(place): check A/B wiring (try swapping A and B) and termination "
                 + "(120 Ω at both ends), that the device is powered, its address is \(unit) and it talks "
-                + "\(place.split(separator: "(").last.map { "(" + $0 } ?? "")"
+                + "\(place.split(separator: "(").last.map { "(" + $0 } ?? "")" + factorySettings(device, bus)
         case .crc:
             return "garbled answers from unit \(unit) on \(place): check that baud and parity match the device, "
-                + "the termination and the cable's shield and ground"
+                + "the termination and the cable's shield and ground" + factorySettings(device, bus)
         case .badData:
             return "unit \(unit) answered something else than asked: another master on the bus (is the headcount "
                 + "service running? systemctl stop headcount), or the wrong model (\(device.model.model))"

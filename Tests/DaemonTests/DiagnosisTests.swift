@@ -149,6 +149,27 @@ struct DiagnosisTests {
         #expect(
             Diagnosis.hint(for: .noDevice, detail: "modbus_connect: Permission denied", device: device, bus: bus)
                 .contains("dialout"))
+        // Set up as the factory leaves an xy-md02 (unit 1, 9600, no parity): nothing more to say.
+        #expect(!Diagnosis.hint(for: .timeout, detail: "", device: device, bus: bus).contains("a new"))
+    }
+
+    @Test("a device that does not answer where the config says is told how a new one answers")
+    func modbusFactorySettings() throws {
+        var bus = try Self.van().buses[0]
+        bus.transport = .rtu(
+            device: "/dev/ttyUSB0", baud: 19200, parity: "even", dataBits: 8, stopBits: 1, rs485: false)
+        var device = bus.devices[0]
+        device.unit = 7
+        let timeout = Diagnosis.hint(for: .timeout, detail: "", device: device, bus: bus)
+        #expect(timeout.hasPrefix("no answer from unit 7 on /dev/ttyUSB0 (19200 8E1): check A/B wiring"))
+        #expect(
+            timeout.hasSuffix(
+                "; a new xy-md02 answers as unit 1, at 9600 baud, without parity until it is set up"))
+        let crc = Diagnosis.hint(for: .crc, detail: "", device: device, bus: bus)
+        #expect(crc.hasSuffix("; a new xy-md02 answers as unit 1, at 9600 baud, without parity until it is set up"))
+        // Through a TCP gateway the serial side is the gateway's: nothing to compare.
+        bus.transport = .tcp(host: "127.0.0.1", port: 502)
+        #expect(!Diagnosis.hint(for: .timeout, detail: "", device: device, bus: bus).contains("a new"))
     }
 
     // MARK: The center
