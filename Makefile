@@ -23,7 +23,7 @@ release: setup
 # Every test: warnings are errors, the formatter's lint, the Swift test suites, and the command
 # line, the daemon (scripts/daemon-e2e), diagnose (scripts/diagnose-test), and watch and record
 # (scripts/live-tools-e2e) end to end against the release binary; then the Debian package
-# (scripts/deb-test).
+# (scripts/deb-test); last, the Swift test suites again under ASan and TSan (make sanitize).
 test: setup lint
 	$(SWIFT) build --build-tests -Xswiftc -warnings-as-errors
 	$(SWIFT) test --skip-build
@@ -36,6 +36,7 @@ test: setup lint
 	scripts/diagnose-test $(RELEASE_BIN)
 	scripts/live-tools-e2e $(RELEASE_BIN)
 	$(MAKE) --no-print-directory deb-test
+	$(MAKE) --no-print-directory sanitize
 
 lint: setup
 	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
@@ -48,8 +49,8 @@ cli-test: release
 # leaks inside XCTest and Foundation, explained there), and mutex-tsan.c, preloaded into the TSan
 # run, which shows TSan the contended path of Synchronization's Mutex (without it, every contended
 # lock reads as a race). The ASan build links with lld: gold warns once for each hidden symbol of
-# the ASan runtime. About 13 minutes from clean on 2 cores, 4 to 5 when nothing changed. Not in
-# `make test` (README, Sanitizers, says why).
+# the ASan runtime. About 13 minutes from clean on 2 cores, 4 to 5 when nothing changed. The
+# last step of `make test`.
 SANITIZE_CLANG ?= $(dir $(realpath $(SWIFT)))clang
 sanitize: setup
 	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan -Xswiftc -warnings-as-errors \
@@ -115,4 +116,4 @@ fuzz: setup
 	scripts/fuzz --seconds $(FUZZ_SECONDS)
 
 clean:
-	rm -rf .build $(DEB_SCRATCH) .build-fuzz
+	rm -rf .build $(DEB_SCRATCH) .build-fuzz .build-asan .build-tsan
