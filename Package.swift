@@ -21,23 +21,26 @@ let package = Package(
         // The pure core: policy, evidence, the detection state machine, traces and replay.
         .target(name: "Detection", dependencies: ["Formats"]),
         // Hardware profiles, Modbus register maps and the van's config, decoded into typed values.
-        .target(name: "Hardware", dependencies: ["Detection", "Formats", "CModbus"]),
+        .target(name: "Hardware", dependencies: ["Detection", "Formats", "CModbus", "Threads"]),
         // libmodbus as Debian ships it (libmodbus-dev): a module map and a shim header, nothing else.
         .systemLibrary(name: "CModbus", path: "Sources/CModbus"),
         // libsqlite3 and libcurl, as Debian ships them; CCurl adds typed wrappers for the variadic calls.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         // The center link: alert model, durable SQLite outbox, HTTPS with mutual TLS, delivery.
-        .target(name: "Uplink", dependencies: ["CSQLite", "CCurl", "Detection", "Formats"]),
+        .target(name: "Uplink", dependencies: ["CSQLite", "CCurl", "Detection", "Formats", "Threads"]),
         // The one C shim over libgpiod, compiling against 1.6 (bookworm) and 2.x (trixie).
         .target(name: "CGPIOD", linkerSettings: [.linkedLibrary("gpiod")]),
         // GPIO lines by chip label and line name: the libgpiod backend, the simulator, the input reader.
-        .target(name: "GPIO", dependencies: ["CGPIOD"]),
+        .target(name: "GPIO", dependencies: ["CGPIOD", "Threads"]),
+        // Named pthreads for the loops that must stay off the Swift concurrency pool.
+        .target(name: "Threads"),
         // The kernel's clock state (adjtimex), for `headcount diagnose`.
         .target(name: "CSystem"),
         // The wiring: the engine on its own thread, clocks and timers, sounds, persisted state, systemd;
         // and the technician's diagnosis.
-        .target(name: "Daemon", dependencies: ["Detection", "Hardware", "GPIO", "Uplink", "Formats", "CSystem"]),
+        .target(
+            name: "Daemon", dependencies: ["Detection", "Hardware", "GPIO", "Uplink", "Formats", "CSystem", "Threads"]),
         .executableTarget(
             name: "headcount",
             dependencies: [
@@ -66,6 +69,6 @@ let package = Package(
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "CSQLite", "Detection", "Formats", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Formats"]),
-        .testTarget(name: "GPIOTests", dependencies: ["GPIO"]),
+        .testTarget(name: "GPIOTests", dependencies: ["GPIO", "Threads"]),
     ]
 )

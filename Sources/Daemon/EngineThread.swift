@@ -1,5 +1,6 @@
 import Detection
 import Synchronization
+import Threads
 import Uplink
 
 #if canImport(Glibc)
@@ -101,20 +102,7 @@ public final class EngineThread: Sendable {
             shared.withLock { $0.machine.powerUp(into: &actions) }
             for case .sound(let pattern) in actions { effects.sound(pattern) }
         }
-        let box = Unmanaged.passRetained(self)
-        var handle = pthread_t()
-        let started = pthread_create(
-            &handle, nil,
-            { raw in
-                guard let raw else { return nil }
-                let engine = Unmanaged<EngineThread>.fromOpaque(raw).takeRetainedValue()
-                engine.run()
-                return nil
-            }, box.toOpaque())
-        guard started == 0 else {
-            box.release()
-            return
-        }
+        guard case .success(let handle) = OwnedThread.start(name: "engine", { [self] in run() }) else { return }
         thread.withLock { $0 = handle }
     }
 
@@ -126,7 +114,7 @@ public final class EngineThread: Sendable {
             defer { handle = nil }
             return handle
         }
-        if let handle { pthread_join(handle, nil) }
+        if let handle { OwnedThread.join(handle) }
     }
 
     private func run() {

@@ -1,6 +1,7 @@
 import Detection
 import GPIO
 import Synchronization
+import Threads
 import Uplink
 
 #if canImport(Glibc)
@@ -59,20 +60,8 @@ public final class Sounder: Sendable {
     public var pattern: SoundPattern { state.withLock { $0.pattern } }
 
     public func start() {
-        let box = Unmanaged.passRetained(self)
-        var handle = pthread_t()
-        guard
-            pthread_create(
-                &handle, nil,
-                { raw in
-                    guard let raw else { return nil }
-                    Unmanaged<Sounder>.fromOpaque(raw).takeRetainedValue().run()
-                    return nil
-                }, box.toOpaque()) == 0
-        else {
-            box.release()
-            return
-        }
+        // Without its thread a pattern is still applied when set; only the beat would be missing.
+        guard case .success(let handle) = OwnedThread.start(name: "sounder", { [self] in run() }) else { return }
         thread.withLock { $0 = handle }
     }
 
@@ -88,7 +77,7 @@ public final class Sounder: Sendable {
             defer { handle = nil }
             return handle
         }
-        if let handle { pthread_join(handle, nil) }
+        if let handle { OwnedThread.join(handle) }
         written.withLock { written in
             write(buzzer: false, horn: false, hazard: false, led: false, written: &written)
         }

@@ -1,5 +1,6 @@
 import Glibc
 import Synchronization
+import Threads
 
 /// What the input reader hands on: an edge, or a failure of the backend (after which the reader
 /// pauses for one poll timeout and tries again, so a failing line is reported, not fatal).
@@ -53,7 +54,7 @@ public final class GPIOInputReader: Sendable {
     public func start() -> Bool {
         thread.withLock { state in
             guard case .idle = state else { return true }
-            switch OwnedThread.start({ [self] in run() }) {
+            switch OwnedThread.start(name: "gpio edges", { [self] in run() }) {
             case .success(let id):
                 state = .running(id)
                 return true
@@ -108,35 +109,5 @@ public final class GPIOInputReader: Sendable {
             nanosleep(&request, nil)
             left -= slice
         }
-    }
-}
-
-/// A pthread the program owns, for blocking C calls that must stay off the concurrency pool.
-enum OwnedThread {
-    private final class Body: Sendable {
-        let run: @Sendable () -> Void
-        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
-    }
-
-    static func start(_ run: @escaping @Sendable () -> Void) -> Result<pthread_t, GPIOErrno> {
-        let body = Unmanaged.passRetained(Body(run)).toOpaque()
-        var id = pthread_t()
-        let result = pthread_create(
-            &id, nil,
-            { context in
-                guard let context else { return nil }
-                let body = Unmanaged<Body>.fromOpaque(context).takeRetainedValue()
-                body.run()
-                return nil
-            }, body)
-        guard result == 0 else {
-            Unmanaged<Body>.fromOpaque(body).release()
-            return .failure(GPIOErrno(result))
-        }
-        return .success(id)
-    }
-
-    static func join(_ id: pthread_t) {
-        _ = pthread_join(id, nil)
     }
 }

@@ -1,5 +1,9 @@
 import Detection
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 extension VanConfig.Catalog {
     /// Profiles as `DIR/NAME.toml` and device models as `DIR/devices/MODEL.toml`, from the first of
@@ -112,8 +116,17 @@ extension VanConfig {
             problems.add(ConfigError(file: path, line: 1, field: nil, message: "not UTF-8 text"))
             return nil
         }
-        let base = (path as NSString).deletingLastPathComponent
+        let base = folder(of: path)
         let catalog = Catalog.files(in: directories ?? Catalog.standardDirectories, base: base.isEmpty ? "." : base)
         return parse(text, file: path, catalog: catalog, problems: &problems)
     }
+}
+
+/// The folder of a file's path: "" for a bare name, "/" for one at the root.
+func folder(of path: String) -> String {
+    var trimmed = Substring(path)
+    while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed.removeLast() }
+    guard let slash = trimmed.lastIndex(of: "/") else { return "" }
+    if slash == trimmed.startIndex { return "/" }
+    return String(trimmed[..<slash])
 }

@@ -1,6 +1,12 @@
 import Dispatch
-import Foundation
 import Synchronization
+import Threads
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// What a bus reports, in the order it happened on the bus.
 public enum ModbusEvent: Equatable, Sendable {
@@ -114,13 +120,22 @@ public final class ModbusBus: Sendable {
         let driver = driver
         let shared = shared
         let onEvent = onEvent
-        let thread = Thread {
+        let started = OwnedThread.start(name: "modbus \(config.name)") {
             let loop = ModbusBusLoop(config: config, options: options, driver: driver, shared: shared, emit: onEvent)
             loop.run()
             shared.markFinished()
         }
-        thread.name = String("modbus \(config.name)".utf8.prefix(15)) ?? "modbus"  // Linux: 15 bytes at most
-        thread.start()
+        switch started {
+        case .success(let thread):
+            // Never joined: stop() waits for markFinished, with a bound.
+            OwnedThread.detach(thread)
+        case .failure(let error):
+            // No thread, no polls: each device is a FAULT at once rather than silently never read.
+            for device in config.devices {
+                onEvent(.fault(device: device.name, reason: .other(ModbusErrorCode(error.code))))
+            }
+            shared.markFinished()
+        }
     }
 
     /// Stops polling and closes the context. Returns once the bus thread has ended (true), or

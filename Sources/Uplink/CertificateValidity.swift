@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// When an X.509 certificate is valid, read from its PEM file without a TLS library: the DER of
 /// `Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version?, serialNumber, signature,
@@ -30,7 +34,9 @@ public struct CertificateValidity: Equatable, Sendable {
         var body: String?
         var block = 0
         for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let start = line.firstIndex { !$0.isWhitespace } ?? line.endIndex
+            let end = line.lastIndex { !$0.isWhitespace }.map(line.index(after:)) ?? start
+            let trimmed = String(line[start..<end])
             if trimmed == "-----BEGIN CERTIFICATE-----" {
                 body = ""
             } else if trimmed == "-----END CERTIFICATE-----", let text = body {

@@ -1,5 +1,6 @@
 import Detection
 import Synchronization
+import Threads
 
 #if canImport(Glibc)
     import Glibc
@@ -115,22 +116,12 @@ public final class Delivery: Sendable {
             return state.running
         }
         guard !already else { return }
-        let box = Unmanaged.passRetained(self)
-        var handle = pthread_t()
-        let result = pthread_create(
-            &handle, nil,
-            { raw in
-                guard let raw else { return nil }
-                let delivery = Unmanaged<Delivery>.fromOpaque(raw).takeRetainedValue()
-                delivery.run()
-                return nil
-            }, box.toOpaque())
-        if result == 0 {
+        switch OwnedThread.start(name: "delivery", { [self] in run() }) {
+        case .success(let handle):
             thread.withLock { $0 = handle }
-        } else {
-            box.release()
+        case .failure(let error):
             state.withLock { $0.running = false }
-            log(.outboxFailed("cannot start the delivery thread: error \(result)"))
+            log(.outboxFailed("cannot start the delivery thread: \(error)"))
         }
     }
 
@@ -151,7 +142,7 @@ public final class Delivery: Sendable {
             return handle
         }
         if let handle, !pthread_equal(handle, pthread_self()).isTrue {
-            pthread_join(handle, nil)
+            OwnedThread.join(handle)
         }
     }
 

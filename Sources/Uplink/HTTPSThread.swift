@@ -1,4 +1,5 @@
 import Synchronization
+import Threads
 
 #if canImport(Glibc)
     import Glibc
@@ -188,16 +189,7 @@ private final class HTTPSThreadStart {
     }
 
     func run() {
-        #if os(Linux)
-            // The name shown by top -H and in /proc (pthread_setname_np is not visible from Swift's
-            // Glibc module). Linux thread names are at most 15 bytes.
-            let descriptor = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
-            if descriptor >= 0 {
-                let bytes = Array(name.utf8.prefix(15))
-                _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-                close(descriptor)
-            }
-        #endif
+        OwnedThread.setName(name)
         if let session { thread.run(session) }
         // The easy handle is cleaned up here, on its own thread, before `stop(wait:)` returns.
         session = nil

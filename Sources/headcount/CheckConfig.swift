@@ -1,7 +1,16 @@
 import ArgumentParser
 import Detection
-import Foundation
 import Hardware
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// `headcount check-config`: the van's config checked against its profile and device models.
 struct CheckConfig: ParsableCommand {
@@ -29,7 +38,7 @@ struct CheckConfig: ParsableCommand {
             print(summary(van))
             return
         }
-        FileHandle.standardError.write(Data((problems.report(mainFile: file) + "\n").utf8))
+        Standard.error(problems.report(mainFile: file) + "\n")
         throw ExitCode(2)
     }
 
@@ -45,9 +54,9 @@ struct CheckConfig: ParsableCommand {
             case .modbus(let device, let point):
                 source = "Modbus \(device).\(point)"
             }
-            lines.append(
-                "  \(sensor.spec.kind.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(sensor.spec.id): \(source)"
-            )
+            let kind = sensor.spec.kind.rawValue
+            let padding = String(repeating: " ", count: max(0, 11 - kind.count))
+            lines.append("  \(kind)\(padding) \(sensor.spec.id): \(source)")
         }
         for bus in van.buses {
             switch bus.transport {

@@ -1,6 +1,15 @@
 import ArgumentParser
-import Foundation
 import Hardware
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// `--config` and `--profiles`: every command that works on a van (run, diagnose, watch, record).
 struct VanConfigOptions: ParsableArguments {
@@ -18,7 +27,7 @@ struct VanConfigOptions: ParsableArguments {
         do {
             return try VanConfig.load(path: config, directories: directories)
         } catch {
-            FileHandle.standardError.write(Data("headcount: \(error.description)\n".utf8))
+            Standard.error("headcount: \(error.description)\n")
             throw ExitCode(2)
         }
     }
@@ -39,7 +48,7 @@ struct SimulationOptions: ParsableArguments {
     /// `--speed` out of 1...1000: the message on standard error and exit status 2.
     func checkSpeed() throws {
         guard speed >= 1, speed <= 1000 else {
-            FileHandle.standardError.write(Data("headcount: --speed must be between 1 and 1000\n".utf8))
+            Standard.error("headcount: --speed must be between 1 and 1000\n")
             throw ExitCode(2)
         }
     }

@@ -1,11 +1,20 @@
 import ArgumentParser
 import Daemon
 import Dispatch
-import Foundation
 import GPIO
 import Hardware
 import Synchronization
 import Uplink
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// `headcount diagnose`: the technician's check of a van, in at most a minute.
 struct Diagnose: ParsableCommand {
@@ -58,7 +67,7 @@ struct Diagnose: ParsableCommand {
             do {
                 wiring = try GPIOWiring(van)
             } catch {
-                FileHandle.standardError.write(Data("headcount: \(config): \(error)\n".utf8))
+                Standard.error("headcount: \(config): \(error)\n")
                 throw ExitCode(2)
             }
             let simulated = van.profile.board == "simulator"
@@ -78,29 +87,29 @@ struct Diagnose: ParsableCommand {
         if daemon == nil, !van.buses.isEmpty {
             let buses = van.buses
             group.enter()
-            Thread {
+            DispatchQueue.global().async {
                 let checks = Diagnosis.modbus(buses: buses, budgetSeconds: 20)
                 background.withLock { $0.modbus = checks }
                 group.leave()
-            }.start()
+            }
         }
         if let center = van.center {
             let vehicle = van.vehicleId
             group.enter()
-            Thread {
+            DispatchQueue.global().async {
                 let (checks, time) = Diagnosis.center(center, vehicleID: vehicle, version: Headcount.version)
                 background.withLock {
                     $0.center = checks
                     $0.centerTime = time
                 }
                 group.leave()
-            }.start()
+            }
         }
         var actuated: [DiagnosisCheck] = []
         if let gpio {
             if actuate {
                 actuated = Diagnosis.actuate(backend: gpio, outputs: outputs) { message in
-                    FileHandle.standardError.write(Data("headcount diagnose: \(message)\n".utf8))
+                    Standard.error("headcount diagnose: \(message)\n")
                 }
             }
             gpio.close()

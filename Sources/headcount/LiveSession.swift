@@ -2,10 +2,19 @@ import ArgumentParser
 import Daemon
 import Detection
 import Dispatch
-import Foundation
 import GPIO
 import Hardware
 import Synchronization
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Reads the trace of a hidden `--simulate` option; a bad one is reported with its file, line and
 /// field (exit status 2) before any hardware is opened.
@@ -13,10 +22,10 @@ func simulationTrace(_ path: String) throws -> Trace {
     do {
         return try Trace.parse(try readInput(path), file: path)
     } catch let error as InputError {
-        FileHandle.standardError.write(Data("headcount: \(error.description)\n".utf8))
+        Standard.error("headcount: \(error.description)\n")
         throw ExitCode(2)
     } catch {
-        FileHandle.standardError.write(Data("headcount: \(error)\n".utf8))
+        Standard.error("headcount: \(error)\n")
         throw ExitCode(2)
     }
 }
@@ -155,6 +164,6 @@ private final class Stopper: Sendable {
 
 /// Says why on standard error; the exit status to throw.
 private func refuse(_ message: String, status: Int32) -> ExitCode {
-    FileHandle.standardError.write(Data("headcount: \(message)\n".utf8))
+    Standard.error("headcount: \(message)\n")
     return ExitCode(status)
 }

@@ -1,9 +1,18 @@
 import ArgumentParser
 import Daemon
 import Detection
-import Foundation
 import GPIO
 import Synchronization
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// `headcount record`: the van's live inputs written as a trace that `headcount replay` reads.
 struct Record: ParsableCommand {
@@ -42,7 +51,7 @@ struct Record: ParsableCommand {
             descriptor = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard descriptor >= 0 else {
                 let reason = String(cString: strerror(errno))
-                FileHandle.standardError.write(Data("headcount: \(output): cannot write: \(reason)\n".utf8))
+                Standard.error("headcount: \(output): cannot write: \(reason)\n")
                 throw ExitCode(2)
             }
         } else {
@@ -89,8 +98,7 @@ struct Record: ParsableCommand {
         let length = recorder.end(atNanoseconds: endAt)
         let failure = writeFailed.load(ordering: .relaxed)
         if failure != 0 {
-            FileHandle.standardError.write(
-                Data("headcount: \(target): cannot write: \(String(cString: strerror(failure)))\n".utf8))
+            Standard.error("headcount: \(target): cannot write: \(String(cString: strerror(failure)))\n")
             throw ExitCode(1)
         }
         Log.write(.notice, "recorded \(recorder.lineCount) lines over \(formatNumber(length)) s to \(target)")

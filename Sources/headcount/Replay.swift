@@ -1,7 +1,16 @@
 import ArgumentParser
 import Detection
 import Formats
-import Foundation
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// `headcount replay`: the detection engine under virtual time over a trace.
 struct Replay: ParsableCommand {
@@ -69,7 +78,7 @@ struct Replay: ParsableCommand {
                 }
             }
         }
-        FileHandle.standardOutput.write(Data(output.utf8))
+        Standard.output(output)
     }
 }
 
@@ -81,16 +90,16 @@ struct InputError: Error, CustomStringConvertible {
 
 /// Reads a whole file (or standard input for "-") as UTF-8 text.
 func readInput(_ path: String) throws -> String {
-    let data: Data
+    let bytes: [UInt8]
     if path == "-" {
-        data = FileHandle.standardInput.readDataToEndOfFile()
+        bytes = Standard.readInput()
     } else {
         guard let contents = FileManager.default.contents(atPath: path) else {
             throw InputError("\(path): cannot read the file (does it exist, and is it readable?)")
         }
-        data = contents
+        bytes = Array(contents)
     }
-    guard let text = String(data: data, encoding: .utf8) else {
+    guard let text = String(validating: bytes, as: UTF8.self) else {
         throw InputError("\(path):1: the file is not UTF-8 text")
     }
     return text
@@ -101,7 +110,7 @@ func reportingInputErrors(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let error as InputError {
-        FileHandle.standardError.write(Data("headcount: \(error.description)\n".utf8))
+        Standard.error("headcount: \(error.description)\n")
         throw ExitCode(2)
     }
 }

@@ -2,11 +2,20 @@ import ArgumentParser
 import Daemon
 import Detection
 import Dispatch
-import Foundation
 import GPIO
 import Hardware
 import Synchronization
 import Uplink
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// `headcount run`: the daemon the systemd unit starts.
 struct Run: ParsableCommand {
@@ -48,7 +57,7 @@ struct Run: ParsableCommand {
                         url: link.url, clientCertificatePath: link.clientCertificate, clientKeyPath: link.clientKey,
                         caFilePath: link.caFile, pinnedPublicKey: link.pinnedKey, softwareVersion: Headcount.version))
             } catch {
-                FileHandle.standardError.write(Data("headcount: \(config): [center]: \(error.description)\n".utf8))
+                Standard.error("headcount: \(config): [center]: \(error.description)\n")
                 throw ExitCode(error.isConfigurationError ? 2 : 1)
             }
         } else {

@@ -1,8 +1,17 @@
 import ArgumentParser
 import Daemon
-import Foundation
 import GPIO
 import Synchronization
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// `headcount watch`: every input of the van, live, for a technician checking the wiring.
 struct Watch: ParsableCommand {

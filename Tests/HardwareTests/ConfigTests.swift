@@ -36,6 +36,24 @@ struct BundledFilesTests {
         #expect(sim.inputs.filter { $0.role.hasPrefix("seat.") }.count == 16)
     }
 
+    @Test("a profile named by a relative path is found beside the config file, wherever it is run from")
+    func profileBesideTheConfig() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("headcount-cfg-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(
+            at: folder.appendingPathComponent("boards"), withIntermediateDirectories: true)
+        try Repository.text("HardwareProfiles/simulator.toml").write(
+            to: folder.appendingPathComponent("boards/my-van.toml"), atomically: true, encoding: .utf8)
+        let config = try Repository.text("Config/simulator.toml").replacingOccurrences(
+            of: "profile = \"simulator\"", with: "profile = \"boards/my-van.toml\"")
+        try config.write(to: folder.appendingPathComponent("van.toml"), atomically: true, encoding: .utf8)
+        // Only the models come from the bundled folder; the profile is the copy beside the config.
+        for path in [folder.path + "/van.toml", folder.path + "//van.toml"] {
+            let van = try VanConfig.load(path: path, directories: [Repository.profiles])
+            #expect(van.profile.chipLabel == "headcount-sim")
+        }
+    }
+
     @Test("every device model decodes with 0-based addresses and what it feeds")
     func models() throws {
         let xy = try DeviceModel.parse(try Repository.text("HardwareProfiles/devices/xy-md02.toml"), file: "xy")
