@@ -1,16 +1,6 @@
 import ArgumentParser
 import Detection
 import Hardware
-#if canImport(FoundationEssentials)
-    import FoundationEssentials
-#else
-    import Foundation
-#endif
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
 
 /// `headcount check-config`: the van's config checked against its profile and device models.
 struct CheckConfig: ParsableCommand {

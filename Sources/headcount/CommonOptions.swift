@@ -1,15 +1,5 @@
 import ArgumentParser
 import Hardware
-#if canImport(FoundationEssentials)
-    import FoundationEssentials
-#else
-    import Foundation
-#endif
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
 
 /// `--config` and `--profiles`: every command that works on a van (run, diagnose, watch, record).
 struct VanConfigOptions: ParsableArguments {

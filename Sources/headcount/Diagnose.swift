@@ -5,16 +5,6 @@ import GPIO
 import Hardware
 import Synchronization
 import Uplink
-#if canImport(FoundationEssentials)
-    import FoundationEssentials
-#else
-    import Foundation
-#endif
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
 
 /// `headcount diagnose`: the technician's check of a van, in at most a minute.
 struct Diagnose: ParsableCommand {

@@ -3,11 +3,6 @@ import Daemon
 import Detection
 import GPIO
 import Synchronization
-#if canImport(FoundationEssentials)
-    import FoundationEssentials
-#else
-    import Foundation
-#endif
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)

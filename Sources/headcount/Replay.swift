@@ -6,11 +6,6 @@ import Formats
 #else
     import Foundation
 #endif
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
 
 /// `headcount replay`: the detection engine under virtual time over a trace.
 struct Replay: ParsableCommand {

@@ -6,11 +6,6 @@ import GPIO
 import Hardware
 import Synchronization
 import Uplink
-#if canImport(FoundationEssentials)
-    import FoundationEssentials
-#else
-    import Foundation
-#endif
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)

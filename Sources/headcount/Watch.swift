@@ -2,11 +2,6 @@ import ArgumentParser
 import Daemon
 import GPIO
 import Synchronization
-#if canImport(FoundationEssentials)
-    import FoundationEssentials
-#else
-    import Foundation
-#endif
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
