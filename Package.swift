@@ -60,7 +60,7 @@ let package = Package(
         // simulated GPIO, startup to READY=1, and the idle daemon's RSS and CPU with Modbus at 4 Hz.
         .executableTarget(
             name: "headcount-live-bench", dependencies: ["Daemon", "Detection", "GPIO", "Hardware", "Uplink"]),
-        // What the test targets share: the time budgets that grow under a sanitizer.
+        // What the test targets share: the time budgets that grow under a sanitizer, polling.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HardwareTests", dependencies: ["Hardware", "Detection", "Formats"]),
         .testTarget(name: "ModbusTests", dependencies: ["Hardware", "Detection", "TestSupport"]),

@@ -3,6 +3,7 @@ import Detection
 import Dispatch
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 
 /// Effects that record what the engine did, and hold the engine thread in its first commit for a
@@ -37,15 +38,6 @@ private final class SlowDiskEffects: EngineEffects {
 
 @Suite("The engine thread")
 struct EngineThreadTests {
-    /// Polls `condition` every 10 ms for up to `seconds`.
-    func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-        for _ in 0..<Int(seconds * 100) {
-            if condition() { return true }
-            usleep(10_000)
-        }
-        return condition()
-    }
-
     @Test("inputs that arrive during a slow commit go before the timers that fell due meanwhile")
     func inputsBeforeTimersAfterSlowCommit() throws {
         // At 100×, the 30 s check window is 300 ms. The ignition goes off at engine 1 s; the commit

@@ -4,6 +4,7 @@ import Foundation
 import GPIO
 import Hardware
 import Synchronization
+import TestSupport
 import Testing
 
 /// The van's inputs as signals, on the simulator's lines and a Modbus bus with a fake device.
@@ -161,15 +162,6 @@ final class Collected<Item: Sendable>: Sendable {
     private let list = Mutex<[Item]>([])
     func append(_ item: Item) { list.withLock { $0.append(item) } }
     var items: [Item] { list.withLock { $0 } }
-}
-
-/// Polls `condition` every 10 ms for up to `seconds`.
-func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-    for _ in 0..<Int(seconds * 100) {
-        if condition() { return true }
-        usleep(10_000)
-    }
-    return condition()
 }
 
 /// A chip whose lines another program holds.

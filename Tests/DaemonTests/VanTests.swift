@@ -25,14 +25,6 @@ struct VanTests {
         return try VanConfig.parse(text, file: "simulator.toml", catalog: .files(in: directories))
     }
 
-    func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-        for _ in 0..<Int(seconds * 100) {
-            if condition() { return true }
-            usleep(10_000)
-        }
-        return condition()
-    }
-
     func outboxTypes(_ outbox: Outbox) throws -> [AlertType] {
         try outbox.entries(limit: 100).sorted { $0.seq < $1.seq }.compactMap(\.type)
     }

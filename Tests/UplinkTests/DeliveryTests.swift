@@ -43,15 +43,6 @@ struct DeliveryTests {
         return configuration
     }
 
-    /// Polls `condition` every 10 ms for at most `seconds`.
-    func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-        for _ in 0..<Int(seconds * 100) {
-            if condition() { return true }
-            usleep(10_000)
-        }
-        return condition()
-    }
-
     static let heartbeat: @Sendable () -> CenterAlert = { OutboxSamples.alert(.heartbeat) }
 
     @Test("alarms go first, then the rest in seq order; 2xx and 409 delete them")

@@ -1,4 +1,5 @@
-/// Helpers the test targets share (a library target, not a test target: nothing of it runs alone).
+/// Helpers the test targets share (a library target, not a test target: nothing of it runs alone):
+/// the time budgets that grow under a sanitizer, and polling for a condition.
 import Testing
 
 #if canImport(Glibc)
@@ -22,4 +23,13 @@ extension TimeLimitTrait.Duration {
     /// A test's time limit: `minutes`, or `sanitizerSlowdown` times that. A test that hangs still
     /// fails, later.
     public static func budget(minutes: Int) -> Self { .minutes(minutes * sanitizerSlowdown) }
+}
+
+/// Polls `condition` every 10 ms for up to `seconds`; whether it came true.
+public func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+    for _ in 0..<Int(seconds * 100) {
+        if condition() { return true }
+        usleep(10_000)
+    }
+    return condition()
 }
