@@ -38,6 +38,18 @@ private final class SlowDiskEffects: EngineEffects {
 
 @Suite("The engine thread")
 struct EngineThreadTests {
+    /// An engine on `machine` at 100×, started, whose first commit is held `holdFirstCommitSeconds`;
+    /// and `at`, the monotonic time of an engine second on its clock.
+    private func startAt100x(_ machine: DetectionMachine, holdFirstCommitSeconds: Double) -> (
+        engine: EngineThread, effects: SlowDiskEffects, at: (Double) -> UInt64
+    ) {
+        let clock = EngineClock(speed: 100)
+        let effects = SlowDiskEffects(holdFirstCommitSeconds: holdFirstCommitSeconds)
+        let engine = EngineThread(machine: machine, clock: clock, effects: effects)
+        engine.start(powerUp: false)
+        return (engine, effects, { clock.startNanoseconds + UInt64($0 / clock.speed * 1e9) })
+    }
+
     @Test("inputs that arrive during a slow commit go before the timers that fell due meanwhile")
     func inputsBeforeTimersAfterSlowCommit() throws {
         // At 100×, the 30 s check window is 300 ms. The ignition goes off at engine 1 s; the commit
@@ -50,13 +62,7 @@ struct EngineThreadTests {
         let machine = DetectionMachine(sensors: [], policy: policy)
         let ignition = try #require(machine.index(of: "ignition"))
         let button = try #require(machine.index(of: "button"))
-        let clock = EngineClock(speed: 100)
-        let effects = SlowDiskEffects(holdFirstCommitSeconds: 0.6)
-        let engine = EngineThread(machine: machine, clock: clock, effects: effects)
-        func at(_ engineSeconds: Double) -> UInt64 {
-            clock.startNanoseconds + UInt64(engineSeconds / clock.speed * 1e9)
-        }
-        engine.start(powerUp: false)
+        let (engine, effects, at) = startAt100x(machine, holdFirstCommitSeconds: 0.6)
         defer { engine.stop() }
         engine.submit(EngineInput(.reading(sensor: ignition, .flag(true)), atNanoseconds: at(0.5)))
         engine.submit(EngineInput(.reading(sensor: ignition, .flag(false)), atNanoseconds: at(1)))
@@ -89,13 +95,7 @@ struct EngineThreadTests {
         let seat = try #require(machine.index(of: "seat.1"))
         let ignition = try #require(machine.index(of: "ignition"))
         let button = try #require(machine.index(of: "button"))
-        let clock = EngineClock(speed: 100)
-        let effects = SlowDiskEffects(holdFirstCommitSeconds: 0)
-        let engine = EngineThread(machine: machine, clock: clock, effects: effects)
-        func at(_ engineSeconds: Double) -> UInt64 {
-            clock.startNanoseconds + UInt64(engineSeconds / clock.speed * 1e9)
-        }
-        engine.start(powerUp: false)
+        let (engine, effects, at) = startAt100x(machine, holdFirstCommitSeconds: 0)
         defer { engine.stop() }
         engine.submit(EngineInput(.reading(sensor: seat, .flag(true)), atNanoseconds: at(0.2)))
         engine.submit(EngineInput(.reading(sensor: ignition, .flag(true)), atNanoseconds: at(0.5)))
